@@ -1,0 +1,19 @@
+"""dualrev: forward and reverse automatic differentiation of plain NumPy code.
+
+Write ordinary NumPy (``np.sin(x)``, ``x @ W``, ``x.sum()``, ``x[1:]``) and
+differentiate it in either direction; compose the directions for
+Hessian-vector products.
+"""
+
+from .api import (choose_mode, derivative, grad, jacfwd, jacobian, jacrev, jvp,
+                  stop_gradient, value_and_grad, vjp)
+from .numpy_dispatch import UnsupportedFunctionError
+from .ops.reductions import log_softmax, logsumexp, softmax
+from .registry import OPS, defbinary, defnondiff, defop, defunary, register_numpy
+
+__version__ = "0.1.0"
+
+__all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "jacobian",
+           "choose_mode", "derivative", "stop_gradient", "defop", "defunary",
+           "defbinary", "defnondiff", "register_numpy", "OPS",
+           "UnsupportedFunctionError", "logsumexp", "softmax", "log_softmax"]

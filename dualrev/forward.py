@@ -1,0 +1,65 @@
+"""Forward mode: dual numbers.
+
+A :class:`Dual` carries a primal value and a tangent; a :class:`ForwardTrace`
+applies each op's JVP rules as the computation runs. Nothing is recorded, so
+memory stays at the size of the values. A tangent may carry leading batch
+axes, one per direction, so that several directions share one pass.
+"""
+
+from .numpy_dispatch import TracedArray
+from .registry import bind, new_level
+
+
+class Dual(TracedArray):
+    """A primal ``value`` and its ``tangent`` at one forward level."""
+
+    __slots__ = ("value", "tangent")
+
+    def __init__(self, value, tangent, trace):
+        self.value = value
+        self.tangent = tangent
+        self._trace = trace
+
+    def __repr__(self):
+        return f"Dual({self.value!r}, tangent={self.tangent!r})"
+
+
+class ForwardTrace:
+    """One forward-mode transformation; its ``level`` orders nested ones."""
+
+    __slots__ = ("level",)
+
+    def __init__(self):
+        self.level = new_level()
+
+    def dual(self, value, tangent):
+        return Dual(value, tangent, self)
+
+    def process(self, op, args, params):
+        vals = list(args)
+        tangents = None
+        for i, a in enumerate(args):
+            if isinstance(a, Dual) and a._trace is self:
+                vals[i] = a.value
+                if tangents is None:
+                    tangents = [None] * len(args)
+                tangents[i] = a.tangent
+        out = bind(op, *vals, **params)
+        jvps = op.jvps
+        if jvps is None:
+            return out
+        t_out = None
+        for i, t in enumerate(tangents):
+            if t is None or jvps[i] is None:
+                continue
+            contribution = jvps[i](t, out, *vals, **params)
+            t_out = contribution if t_out is None else t_out + contribution
+        if t_out is None:
+            return out
+        return Dual(out, t_out, self)
+
+    def unpack(self, x):
+        """(primal, tangent) of ``x`` at this level; tangent None if constant."""
+        if isinstance(x, Dual) and x._trace is self:
+            return x.value, x.tangent
+        return x, None

@@ -1,0 +1,278 @@
+"""How plain NumPy code reaches the registry.
+
+Traced values (dual numbers and tape nodes) subclass :class:`TracedArray`.
+NumPy hands them over through ``__array_ufunc__`` (``np.sin(x)``, ``x + a``
+with an ndarray on the left) and ``__array_function__`` (``np.sum``,
+``np.concatenate``, ``np.linalg.solve``); Python operators and array methods
+call the registry directly. NumPy itself is never patched.
+"""
+
+import numpy as np
+
+from . import ops  # noqa: F401  (fills the registry)
+from .ops import arithmetic as ar
+from .ops import linalg, reductions, shape
+from .registry import NUMPY_FUNCTIONS, Tracer, bind
+
+REGISTRATION_HINT = ("register it with dualrev.defop(...) (a new primitive with its "
+                     "derivative rules) or dualrev.register_numpy(func, implementation) "
+                     "(built from existing ops); see the 'Adding an op' docs page")
+
+CONVERSION_HINT = (
+    "A traced value (one that carries a derivative) was converted to a plain "
+    "NumPy array or number, which would silently drop its derivative. Common "
+    "causes and fixes:\n"
+    "  - np.asarray(x) / np.array(x) / float(x): keep using x directly; NumPy "
+    "functions and operators accept it. To read its value without derivative, "
+    "use dualrev.stop_gradient(x).\n"
+    "  - a[i] = x, writing into a plain array: build the array from traced values "
+    "instead, e.g. np.stack([...]), np.concatenate, or np.where(mask, x, a).\n"
+    "  - a NumPy/SciPy function without a dualrev rule converted its input: "
+    + REGISTRATION_HINT + ".")
+
+
+def _name(func):
+    module = getattr(func, "__module__", None) or "numpy"
+    if isinstance(func, np.ufunc):
+        module = "numpy"
+    return f"{module}.{getattr(func, '__name__', repr(func))}"
+
+
+class UnsupportedFunctionError(NotImplementedError):
+    """A NumPy or SciPy function that dualrev has no rule for met a traced value."""
+
+
+class TracedArray(Tracer):
+    """NumPy-compatible behaviour shared by every traced value.
+
+    Subclasses provide ``value`` (the primal, possibly itself traced).
+    """
+
+    __slots__ = ()
+    __array_priority__ = 1000
+
+    # ---- NumPy protocols --------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if kwargs.get("out") is not None:
+            raise TypeError(f"{_name(ufunc)}(..., out=...) cannot hold a traced value: "
+                            "use the returned value instead of out=")
+        impl = NUMPY_FUNCTIONS.get(ufunc)
+        if method == "__call__" and impl is not None:
+            kwargs.pop("out", None)
+            if kwargs:
+                raise NotImplementedError(
+                    f"{_name(ufunc)}: keyword argument(s) {sorted(kwargs)} are not "
+                    "supported on traced values")
+            return impl(*inputs)
+        if method == "reduce" and ufunc in _REDUCERS:
+            return _REDUCERS[ufunc](*inputs, **kwargs)
+        what = _name(ufunc) if method == "__call__" else f"{_name(ufunc)}.{method}"
+        raise UnsupportedFunctionError(
+            f"{what} has no differentiation rule in dualrev; {REGISTRATION_HINT}")
+
+    def __array_function__(self, func, types, args, kwargs):
+        impl = NUMPY_FUNCTIONS.get(func)
+        if impl is None:
+            raise UnsupportedFunctionError(
+                f"{_name(func)} has no differentiation rule in dualrev; {REGISTRATION_HINT}")
+        return impl(*args, **kwargs)
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(CONVERSION_HINT)
+
+    # ---- conversions ------------------------------------------------------
+    def __float__(self):
+        raise TypeError(CONVERSION_HINT)
+
+    __int__ = __complex__ = __index__ = __float__
+
+    def __bool__(self):
+        # Control flow reads the primal value (``if x > 0`` compares plain values).
+        return bool(self.primal)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __setitem__(self, index, value):
+        raise TypeError("traced values are immutable: instead of x[i] = v, build a new "
+                        "array, e.g. np.where(mask, v, x) or np.concatenate of pieces")
+
+    def __hash__(self):
+        return id(self)
+
+    # ---- array attributes -------------------------------------------------
+    @property
+    def primal(self):
+        """The innermost plain value, without any derivative."""
+        v = self.value
+        while isinstance(v, Tracer):
+            v = v.value
+        return v
+
+    @property
+    def shape(self):
+        return np.shape(self.primal)
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape))
+
+    @property
+    def dtype(self):
+        return np.result_type(self.primal)
+
+    @property
+    def T(self):
+        return shape.np_transpose(self)
+
+    @property
+    def mT(self):
+        return linalg.mT(self)
+
+    # ---- operators --------------------------------------------------------
+    def __add__(self, other): return bind(ar.add, self, other)
+    def __radd__(self, other): return bind(ar.add, other, self)
+    def __sub__(self, other): return bind(ar.subtract, self, other)
+    def __rsub__(self, other): return bind(ar.subtract, other, self)
+    def __mul__(self, other): return bind(ar.multiply, self, other)
+    def __rmul__(self, other): return bind(ar.multiply, other, self)
+    def __truediv__(self, other): return bind(ar.divide, self, other)
+    def __rtruediv__(self, other): return bind(ar.divide, other, self)
+    def __pow__(self, other): return bind(ar.power, self, other)
+    def __rpow__(self, other): return bind(ar.power, other, self)
+    def __mod__(self, other): return bind(ar.remainder, self, other)
+    def __rmod__(self, other): return bind(ar.remainder, other, self)
+    def __floordiv__(self, other): return np.floor_divide(self, other)
+    def __rfloordiv__(self, other): return np.floor_divide(other, self)
+    def __matmul__(self, other): return linalg.matmul(self, other)
+    def __rmatmul__(self, other): return linalg.matmul(other, self)
+    def __neg__(self): return bind(ar.negative, self)
+    def __pos__(self): return self
+    def __abs__(self): return np.abs(self)
+    def __lt__(self, other): return np.less(self, other)
+    def __le__(self, other): return np.less_equal(self, other)
+    def __gt__(self, other): return np.greater(self, other)
+    def __ge__(self, other): return np.greater_equal(self, other)
+    def __eq__(self, other): return np.equal(self, other)
+    def __ne__(self, other): return np.not_equal(self, other)
+
+    def __getitem__(self, index):
+        return shape.np_getitem(self, index)
+
+    # ---- methods ----------------------------------------------------------
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+        return reductions.np_sum(self, axis, dtype, out, keepdims)
+
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+        return reductions.mean(self, axis, dtype, out, keepdims)
+
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        return reductions.var(self, axis, dtype, out, ddof, keepdims)
+
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        return reductions.std(self, axis, dtype, out, ddof, keepdims)
+
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False):
+        return reductions.np_prod(self, axis, dtype, out, keepdims)
+
+    def max(self, axis=None, out=None, keepdims=False):
+        return reductions.np_max(self, axis, out, keepdims)
+
+    def min(self, axis=None, out=None, keepdims=False):
+        return reductions.np_min(self, axis, out, keepdims)
+
+    def cumsum(self, axis=None, dtype=None, out=None):
+        return np.cumsum(self, axis=axis, out=out)
+
+    def cumprod(self, axis=None, dtype=None, out=None):
+        return np.cumprod(self, axis=axis, out=out)
+
+    def dot(self, other):
+        return linalg.dot(self, other)
+
+    def reshape(self, *shape, order="C"):
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+            shape = shape[0]
+        return shape_mod_reshape(self, shape, order)
+
+    def ravel(self, order="C"):
+        return shape.ravel(self, order)
+
+    flatten = ravel
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
+            axes = axes[0]
+        return shape.np_transpose(self, axes or None)
+
+    def swapaxes(self, axis1, axis2):
+        return shape.swapaxes(self, axis1, axis2)
+
+    def squeeze(self, axis=None):
+        return shape.squeeze(self, axis)
+
+    def clip(self, min=None, max=None):
+        return np.clip(self, min, max)
+
+    def diagonal(self, offset=0, axis1=0, axis2=1):
+        return linalg.diagonal(self, offset, axis1, axis2)
+
+    def trace(self, offset=0, axis1=0, axis2=1):
+        return linalg.trace(self, offset, axis1, axis2)
+
+    def argmax(self, axis=None):
+        return np.argmax(self.primal, axis=axis)
+
+    def argmin(self, axis=None):
+        return np.argmin(self.primal, axis=axis)
+
+    def astype(self, dtype, copy=True):
+        if not np.issubdtype(np.dtype(dtype), np.floating):
+            raise TypeError(f"astype({np.dtype(dtype)}) would drop the derivative of a "
+                            "traced value; only floating dtypes are supported")
+        return self
+
+    def copy(self):
+        return self
+
+
+shape_mod_reshape = shape.np_reshape
+
+
+def _clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
+    if out is not None:
+        raise TypeError("clip(..., out=...) cannot hold a traced value: use the returned value")
+    lo = a_min if a_min is not None else min
+    hi = a_max if a_max is not None else max
+    if lo is not None:
+        a = np.maximum(a, lo)
+    if hi is not None:
+        a = np.minimum(a, hi)
+    return a
+
+
+def _on_primal(func):
+    """Functions whose result carries no derivative read the primal values."""
+    def on_primal(*args, **kwargs):
+        return func(*(a.primal if isinstance(a, TracedArray) else a for a in args), **kwargs)
+    on_primal.__name__ = func.__name__
+    return on_primal
+
+
+_REDUCERS = {np.add: reductions.np_sum, np.multiply: reductions.np_prod,
+             np.maximum: reductions.np_max, np.minimum: reductions.np_min}
+
+NUMPY_FUNCTIONS[np.clip] = _clip
+NUMPY_FUNCTIONS[np.positive] = lambda x: x
+NUMPY_FUNCTIONS[np.absolute] = NUMPY_FUNCTIONS[np.abs]
+NUMPY_FUNCTIONS[np.fabs] = NUMPY_FUNCTIONS[np.abs]
+for _f in (np.argmax, np.argmin, np.argsort, np.nonzero, np.flatnonzero, np.shape,
+           np.ndim, np.size, np.isclose, np.allclose, np.array_equal):
+    NUMPY_FUNCTIONS.setdefault(_f, _on_primal(_f))

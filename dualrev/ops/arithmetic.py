@@ -1,0 +1,161 @@
+"""Arithmetic: the Python operators and their NumPy ufuncs.
+
+The gates of backpropagation are here: ``add`` distributes the cotangent to
+both inputs, ``multiply`` swaps the inputs, ``maximum`` routes the cotangent
+to the input that won.
+"""
+
+import numpy as np
+
+from ..registry import defbinary, defnondiff, defop, fit_tangent, shape_of, unbroadcast
+
+
+def add_jvp(t, out, x, y):
+    return fit_tangent(t, x, out)
+
+
+def add_vjp_x(g, out, x, y):
+    return unbroadcast(g, shape_of(x))
+
+
+def add_vjp_y(g, out, x, y):
+    return unbroadcast(g, shape_of(y))
+
+
+add = defop("add", np.add, nargs=2, jvp=(add_jvp, lambda t, out, x, y: fit_tangent(t, y, out)),
+            vjp=(add_vjp_x, add_vjp_y), broadcasting=True, numpy=np.add,
+            doc="x + y. The add gate: the cotangent is distributed unchanged.")
+
+
+def subtract_jvp_y(t, out, x, y):
+    return -fit_tangent(t, y, out)
+
+
+def subtract_vjp_y(g, out, x, y):
+    return unbroadcast(-g, shape_of(y))
+
+
+subtract = defop("subtract", np.subtract, nargs=2,
+                 jvp=(add_jvp, subtract_jvp_y), vjp=(add_vjp_x, subtract_vjp_y),
+                 broadcasting=True, numpy=np.subtract, doc="x - y.")
+
+multiply = defbinary("multiply", np.multiply,
+                     lambda x, y, out: y, lambda x, y, out: x, numpy=np.multiply,
+                     doc="x * y. The multiply gate: each input gets the "
+                         "cotangent times the other input (the inputs swap).")
+
+negative = defop("negative", np.negative, jvp=lambda t, out, x: -t,
+                 vjp=lambda g, out, x: -g, numpy=np.negative, doc="-x.")
+
+
+def divide_dy(x, y, out):
+    return -out / y
+
+
+divide = defbinary("divide", np.true_divide, lambda x, y, out: 1 / y, divide_dy,
+                   numpy=np.true_divide, doc="x / y.")
+
+
+def power_dx(x, y, out):
+    # y * x ** (y - 1), written so that x ** 2 needs no second power.
+    return y * x ** (y - 1)
+
+
+def power_dy(x, y, out):
+    # out * log(x), taken as 0 where x == 0 (the limit for y > 0).
+    safe_x = np.where(x == 0, 1.0, x)
+    return out * np.log(safe_x)
+
+
+power = defbinary("power", np.power, power_dx, power_dy, numpy=np.power,
+                  doc="x ** y. d/dy is taken as 0 where x == 0.")
+
+
+def remainder_dy(x, y, out):
+    return -np.floor_divide(x, y)
+
+
+remainder = defbinary("remainder", np.remainder, lambda x, y, out: 1.0, remainder_dy,
+                      numpy=(np.remainder, np.fmod),
+                      doc="x % y: d/dx = 1, d/dy = -floor(x / y).")
+
+
+def maximum_dx(x, y, out):
+    # The max gate routes the cotangent to the winner; a tie goes to y, so
+    # relu = maximum(x, 0) has relu'(0) = 0.
+    return x > y
+
+
+def maximum_dy(x, y, out):
+    return x <= y
+
+
+def minimum_dx(x, y, out):
+    return x < y
+
+
+def minimum_dy(x, y, out):
+    return x >= y
+
+
+maximum = defbinary("maximum", np.maximum, maximum_dx, maximum_dy, numpy=np.maximum,
+                    doc="Elementwise max. The max gate routes the cotangent to the "
+                        "larger input; at a tie it goes to the second argument.")
+minimum = defbinary("minimum", np.minimum, minimum_dx, minimum_dy, numpy=np.minimum,
+                    doc="Elementwise min; at a tie the cotangent goes to the second argument.")
+
+
+def fmax_dx(x, y, out):
+    return (x > y) | np.isnan(y)
+
+
+def fmax_dy(x, y, out):
+    return ~((x > y) | np.isnan(y))
+
+
+def fmin_dx(x, y, out):
+    return (x < y) | np.isnan(y)
+
+
+def fmin_dy(x, y, out):
+    return ~((x < y) | np.isnan(y))
+
+
+fmax = defbinary("fmax", np.fmax, fmax_dx, fmax_dy, numpy=np.fmax,
+                 doc="Elementwise max ignoring NaN; ties go to the second argument.")
+fmin = defbinary("fmin", np.fmin, fmin_dx, fmin_dy, numpy=np.fmin,
+                 doc="Elementwise min ignoring NaN; ties go to the second argument.")
+
+
+def where_jvp(t, out, cond, x, y, pos):
+    t = fit_tangent(t, (x, y)[pos - 1], out)
+    return np.where(cond, t, 0.0) if pos == 1 else np.where(cond, 0.0, t)
+
+
+def where_vjp_x(g, out, cond, x, y):
+    return unbroadcast(np.where(cond, g, 0.0), shape_of(x))
+
+
+def where_vjp_y(g, out, cond, x, y):
+    return unbroadcast(np.where(cond, 0.0, g), shape_of(y))
+
+
+where = defop("where", np.where, nargs=3,
+              jvp=(None, lambda t, out, c, x, y: where_jvp(t, out, c, x, y, 1),
+                   lambda t, out, c, x, y: where_jvp(t, out, c, x, y, 2)),
+              vjp=(None, where_vjp_x, where_vjp_y), broadcasting=True, numpy=np.where,
+              doc="where(cond, x, y); the condition is not differentiated.")
+
+# Derivative zero almost everywhere, or integer/boolean valued.
+for _name, _ufunc in [
+        ("greater", np.greater), ("greater_equal", np.greater_equal),
+        ("less", np.less), ("less_equal", np.less_equal), ("equal", np.equal),
+        ("not_equal", np.not_equal), ("logical_and", np.logical_and),
+        ("logical_or", np.logical_or), ("logical_xor", np.logical_xor),
+        ("logical_not", np.logical_not), ("isnan", np.isnan), ("isinf", np.isinf),
+        ("isfinite", np.isfinite), ("signbit", np.signbit), ("sign", np.sign),
+        ("floor", np.floor), ("ceil", np.ceil), ("trunc", np.trunc), ("rint", np.rint),
+        ("floor_divide", np.floor_divide), ("bitwise_and", np.bitwise_and),
+        ("bitwise_or", np.bitwise_or), ("invert", np.invert)]:
+    defnondiff(_name, _ufunc, numpy=_ufunc,
+               doc=f"{_ufunc.__name__}: not differentiable (piecewise constant).")

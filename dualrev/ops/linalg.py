@@ -1,0 +1,143 @@
+"""Products: one ``matmul`` primitive and the NumPy products built on it.
+
+``matmul`` works on stacks of matrices (ndim >= 2, broadcasting batch axes);
+vectors are reshaped to matrices around it, and ``dot``, ``vdot``, ``inner``,
+``outer``, ``tensordot``, ``trace``, ``diagonal`` and ``diag`` are built from
+matmul, reshapes and indexing, so they need no rules of their own.
+"""
+
+import numpy as np
+
+from ..registry import defop, register_numpy, shape_of, unbroadcast
+from .shape import getitem, np_transpose, ravel, reshape, untake
+
+
+def mT(x):
+    """Swap the last two axes (matrix transpose of a stack)."""
+    return np.swapaxes(x, -1, -2)
+
+
+def _promote(t, x, out):
+    # Insert axes after the tangent's batch axes so that it has out's rank.
+    ts, xs, os_ = shape_of(t), shape_of(x), shape_of(out)
+    nb = len(ts) - len(xs)
+    if nb and len(os_) > len(xs):
+        t = reshape(t, shape=ts[:nb] + (1,) * (len(os_) - len(xs)) + xs)
+    return t
+
+
+def matmul_vjp_a(g, out, a, b):
+    return unbroadcast(g @ mT(b), shape_of(a))
+
+
+def matmul_vjp_b(g, out, a, b):
+    return unbroadcast(mT(a) @ g, shape_of(b))
+
+
+matmul_op = defop(
+    "matmul", np.matmul, nargs=2,
+    jvp=(lambda t, out, a, b: _promote(t, a, out) @ b,
+         lambda t, out, a, b: a @ _promote(t, b, out)),
+    vjp=(matmul_vjp_a, matmul_vjp_b), broadcasting=True,
+    doc="Stacked matrix product (both operands ndim >= 2). "
+        "d/da = g @ b.T and d/db = a.T @ g.")
+
+
+def matmul(a, b, /, out=None, **kwargs):
+    if out is not None:
+        raise TypeError("matmul(..., out=...) cannot hold a traced value: "
+                        "use the returned value instead of out=")
+    sa, sb = shape_of(a), shape_of(b)
+    if not sa or not sb:
+        raise ValueError("matmul: input operand does not have enough dimensions")
+    if len(sa) >= 2 and len(sb) >= 2:
+        return matmul_op(a, b)
+    a2 = reshape(a, shape=(1,) + sa) if len(sa) == 1 else a
+    b2 = reshape(b, shape=sb + (1,)) if len(sb) == 1 else b
+    res = matmul_op(a2, b2)
+    rs = shape_of(res)
+    drop = (len(rs) - 2 if len(sa) == 1 else None, len(rs) - 1 if len(sb) == 1 else None)
+    return reshape(res, shape=tuple(n for i, n in enumerate(rs) if i not in drop))
+
+
+def dot(a, b, out=None):
+    sa, sb = shape_of(a), shape_of(b)
+    if not sa or not sb:
+        return a * b
+    if len(sa) <= 2 and len(sb) <= 2:
+        return matmul(a, b, out=out)
+    return tensordot(a, b, axes=([-1], [-2 if len(sb) >= 2 else -1]))
+
+
+def vdot(a, b):
+    return np.sum(ravel(a) * ravel(b))
+
+
+def inner(a, b):
+    if not shape_of(a) or not shape_of(b):
+        return a * b
+    return tensordot(a, b, axes=([-1], [-1]))
+
+
+def outer(a, b, out=None):
+    a, b = ravel(a), ravel(b)
+    return reshape(a, shape=shape_of(a) + (1,)) * reshape(b, shape=(1,) + shape_of(b))
+
+
+def tensordot(a, b, axes=2):
+    """Contract ``a`` and ``b`` over ``axes`` with one matmul."""
+    sa, sb = shape_of(a), shape_of(b)
+    if isinstance(axes, (int, np.integer)):
+        axes_a, axes_b = list(range(len(sa) - axes, len(sa))), list(range(axes))
+    else:
+        axes_a, axes_b = ([axes[0]] if isinstance(axes[0], (int, np.integer)) else axes[0],
+                          [axes[1]] if isinstance(axes[1], (int, np.integer)) else axes[1])
+    axes_a = [ax % len(sa) for ax in axes_a]
+    axes_b = [ax % len(sb) for ax in axes_b]
+    free_a = [i for i in range(len(sa)) if i not in axes_a]
+    free_b = [i for i in range(len(sb)) if i not in axes_b]
+    k = int(np.prod([sa[i] for i in axes_a]))
+    m = int(np.prod([sa[i] for i in free_a]))
+    n = int(np.prod([sb[i] for i in free_b]))
+    a2 = reshape(np_transpose(a, free_a + axes_a), shape=(m, k))
+    b2 = reshape(np_transpose(b, axes_b + free_b), shape=(k, n))
+    out_shape = tuple(sa[i] for i in free_a) + tuple(sb[i] for i in free_b)
+    return reshape(matmul_op(a2, b2), shape=out_shape)
+
+
+def _diag_index(shape, offset):
+    n, m = shape[-2], shape[-1]
+    rows = np.arange(max(0, -offset), min(n, m - offset))
+    return rows, rows + offset
+
+
+def diagonal(a, offset=0, axis1=0, axis2=1):
+    a = np.moveaxis(a, (axis1, axis2), (-2, -1))
+    rows, cols = _diag_index(shape_of(a), offset)
+    return getitem(a, index=(slice(None),) * (len(shape_of(a)) - 2) + (rows, cols))
+
+
+def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    return np.sum(diagonal(a, offset, axis1, axis2), axis=-1)
+
+
+def diag(v, k=0):
+    s = shape_of(v)
+    if len(s) == 2:
+        return diagonal(v, k)
+    if len(s) != 1:
+        raise ValueError("Input must be 1- or 2-d.")
+    n = s[0] + abs(k)
+    rows, cols = _diag_index((n, n), k)
+    return untake(v, index=(rows, cols), shape=(n, n))
+
+
+register_numpy(np.matmul, matmul)
+register_numpy(np.dot, dot)
+register_numpy(np.vdot, vdot)
+register_numpy(np.inner, inner)
+register_numpy(np.outer, outer)
+register_numpy(np.tensordot, tensordot)
+register_numpy(np.diagonal, diagonal)
+register_numpy(np.trace, trace)
+register_numpy(np.diag, diag)

@@ -1,0 +1,258 @@
+"""Reductions: sum, prod, max/min, cumulative sums and products, logsumexp.
+
+Axes are normalized to a tuple of negative integers when the op is called, so
+that the rules also act on tangents that carry leading batch axes. ``mean``,
+``var`` and ``std`` are built from ``sum``.
+"""
+
+import numpy as np
+import scipy.special as sp
+
+from ..registry import defop, register_numpy, shape_of
+from .shape import broadcast_to, concatenate, getitem, reshape
+
+
+def normalize_axis(axis, ndim):
+    """``axis`` (None, int or tuple) as a sorted tuple of negative ints."""
+    if axis is None:
+        return tuple(range(-ndim, 0))
+    if isinstance(axis, (int, np.integer)):
+        axis = (axis,)
+    return tuple(sorted({int(a) % ndim - ndim for a in axis})) if ndim else ()
+
+
+def keepdims_shape(shape, axis):
+    """The shape of a reduction over negative ``axis`` with keepdims=True."""
+    n = len(shape)
+    return tuple(1 if i - n in axis else s for i, s in enumerate(shape))
+
+
+def expand_to(g, x, axis, keepdims):
+    """Broadcast a reduction's cotangent ``g`` back to the shape of ``x``."""
+    xs = shape_of(x)
+    if not keepdims:
+        g = reshape(g, shape=keepdims_shape(xs, axis))
+    return broadcast_to(g, shape=xs)
+
+
+def _check_out(out, name):
+    if out is not None:
+        raise TypeError(f"{name}(..., out=...) cannot hold a traced value: "
+                        "use the returned value instead of out=")
+
+
+# ---- sum -------------------------------------------------------------------
+
+def sum_vjp(g, out, x, *, axis, keepdims):
+    return expand_to(g, x, axis, keepdims)
+
+
+sum_ = defop("sum", lambda x, *, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
+             vjp=sum_vjp, linear=(0,),
+             doc="Sum over negative axes. Its VJP broadcasts the cotangent back.")
+
+
+def np_sum(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+    _check_out(out, "sum")
+    return sum_(a, axis=normalize_axis(axis, len(shape_of(a))), keepdims=bool(keepdims))
+
+
+def mean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+    _check_out(out, "mean")
+    axis = normalize_axis(axis, len(shape_of(a)))
+    shape = shape_of(a)
+    count = int(np.prod([shape[ax] for ax in axis]))
+    return sum_(a, axis=axis, keepdims=bool(keepdims)) / count
+
+
+def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
+    _check_out(out, "var")
+    axis = normalize_axis(axis, len(shape_of(a)))
+    shape = shape_of(a)
+    count = int(np.prod([shape[ax] for ax in axis]))
+    centered = a - sum_(a, axis=axis, keepdims=True) / count
+    return sum_(centered * centered, axis=axis, keepdims=bool(keepdims)) / (count - ddof)
+
+
+def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
+    return np.sqrt(var(a, axis=axis, out=out, ddof=ddof, keepdims=keepdims))
+
+
+register_numpy(np.sum, np_sum)
+register_numpy(np.mean, mean)
+register_numpy(np.var, var)
+register_numpy(np.std, std)
+
+
+# ---- max / min ---------------------------------------------------------------
+
+def _winners(x, out, axis, keepdims):
+    """Where x attains its max/min, each tie weighted 1/count (ties split evenly)."""
+    out_kd = out if keepdims else reshape(out, shape=keepdims_shape(shape_of(x), axis))
+    hit = x == out_kd
+    return hit / np.sum(hit, axis=axis, keepdims=True)
+
+
+def extreme_jvp(t, out, x, *, axis, keepdims):
+    return sum_(t * _winners(x, out, axis, keepdims), axis=axis, keepdims=keepdims)
+
+
+def extreme_vjp(g, out, x, *, axis, keepdims):
+    return expand_to(g, x, axis, keepdims) * _winners(x, out, axis, keepdims)
+
+
+amax = defop("amax", lambda x, *, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
+             jvp=extreme_jvp, vjp=extreme_vjp,
+             doc="Max over axes: routes the cotangent to the maximum; ties split evenly.")
+amin = defop("amin", lambda x, *, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims),
+             jvp=extreme_jvp, vjp=extreme_vjp,
+             doc="Min over axes: routes the cotangent to the minimum; ties split evenly.")
+
+
+def np_max(a, axis=None, out=None, keepdims=False, **kwargs):
+    _check_out(out, "max")
+    return amax(a, axis=normalize_axis(axis, len(shape_of(a))), keepdims=bool(keepdims))
+
+
+def np_min(a, axis=None, out=None, keepdims=False, **kwargs):
+    _check_out(out, "min")
+    return amin(a, axis=normalize_axis(axis, len(shape_of(a))), keepdims=bool(keepdims))
+
+
+register_numpy((np.max, np.amax), np_max)
+register_numpy((np.min, np.amin), np_min)
+
+
+# ---- prod --------------------------------------------------------------------
+
+def _others_product(x, axis):
+    """For each element, the product of the others along ``axis`` (no division,
+    so zeros are exact): exclusive cumulative products from both ends."""
+    ones = np.ones(keepdims_shape(shape_of(x), (axis,)))
+    n = shape_of(x)[axis]
+    head = (Ellipsis, slice(0, n - 1)) + (slice(None),) * (-axis - 1)
+    before = concatenate(ones, cumprod(getitem(x, index=head), axis=axis), axis=axis)
+    flip = (Ellipsis, slice(None, None, -1)) + (slice(None),) * (-axis - 1)
+    rev = getitem(x, index=flip)
+    after = getitem(concatenate(ones, cumprod(getitem(rev, index=head), axis=axis), axis=axis),
+                    index=flip)
+    return before * after
+
+
+def _prod_local(x, axis):
+    """d prod / d x: the reduced axes flattened into one, then _others_product."""
+    xs, k = shape_of(x), len(axis)
+    last = tuple(range(-k, 0))
+    moved = np.moveaxis(x, axis, last)
+    size = int(np.prod([xs[a] for a in axis]))
+    flat = reshape(moved, shape=shape_of(moved)[:len(xs) - k] + (size,))
+    local = reshape(_others_product(flat, -1), shape=shape_of(moved))
+    return np.moveaxis(local, last, axis)
+
+
+def prod_jvp(t, out, x, *, axis, keepdims):
+    return sum_(t * _prod_local(x, axis), axis=axis, keepdims=keepdims)
+
+
+def prod_vjp(g, out, x, *, axis, keepdims):
+    return expand_to(g, x, axis, keepdims) * _prod_local(x, axis)
+
+
+prod = defop("prod", lambda x, *, axis, keepdims: np.prod(x, axis=axis, keepdims=keepdims),
+             jvp=prod_jvp, vjp=prod_vjp,
+             doc="Product over axes; exact at zeros (no division by x).")
+
+
+def np_prod(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+    _check_out(out, "prod")
+    return prod(a, axis=normalize_axis(axis, len(shape_of(a))), keepdims=bool(keepdims))
+
+
+register_numpy(np.prod, np_prod)
+
+
+# ---- cumulative ----------------------------------------------------------------
+
+def _flip(x, axis):
+    return getitem(x, index=(Ellipsis, slice(None, None, -1)) + (slice(None),) * (-axis - 1))
+
+
+def cumsum_vjp(g, out, x, *, axis):
+    return _flip(cumsum(_flip(g, axis), axis=axis), axis)
+
+
+cumsum = defop("cumsum", lambda x, *, axis: np.cumsum(x, axis=axis), vjp=cumsum_vjp,
+               linear=(0,), doc="Cumulative sum along a negative axis.")
+
+
+def cumprod_jvp(t, out, x, *, axis):
+    return cumsum(t / x, axis=axis) * out
+
+
+def cumprod_vjp(g, out, x, *, axis):
+    return cumsum_vjp(g * out, out, x, axis=axis) / x
+
+
+cumprod = defop("cumprod", lambda x, *, axis: np.cumprod(x, axis=axis),
+                jvp=cumprod_jvp, vjp=cumprod_vjp,
+                doc="Cumulative product along a negative axis. Its derivative divides "
+                    "by x: NaN where x is exactly 0.")
+
+
+def _cumulative(op, name):
+    def np_cumulative(a, axis=None, dtype=None, out=None):
+        _check_out(out, name)
+        if axis is None:
+            a, axis = reshape(a, shape=(int(np.prod(shape_of(a))),)), -1
+        ndim = len(shape_of(a))
+        return op(a, axis=axis % ndim - ndim)
+    np_cumulative.__name__ = name
+    return np_cumulative
+
+
+register_numpy(np.cumsum, _cumulative(cumsum, "cumsum"))
+register_numpy(np.cumprod, _cumulative(cumprod, "cumprod"))
+
+
+# ---- logsumexp ---------------------------------------------------------------
+
+def logsumexp_jvp(t, out, x, *, axis, keepdims):
+    return sum_(t * _softmax_from(x, out, axis, keepdims), axis=axis, keepdims=keepdims)
+
+
+def logsumexp_vjp(g, out, x, *, axis, keepdims):
+    return expand_to(g, x, axis, keepdims) * _softmax_from(x, out, axis, keepdims)
+
+
+def _softmax_from(x, out, axis, keepdims):
+    out_kd = out if keepdims else reshape(out, shape=keepdims_shape(shape_of(x), axis))
+    return np.exp(x - out_kd)
+
+
+logsumexp_op = defop(
+    "logsumexp", lambda x, *, axis, keepdims: sp.logsumexp(x, axis=axis, keepdims=keepdims),
+    jvp=logsumexp_jvp, vjp=logsumexp_vjp,
+    doc="log(sum(exp(x))) over axes, stable at any |x|; its derivative is softmax.")
+
+
+def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
+    """Stable ``log(sum(exp(a)))``; differentiable counterpart of
+    :func:`scipy.special.logsumexp` (``b`` and ``return_sign`` unsupported)."""
+    if b is not None or return_sign:
+        raise NotImplementedError("dualrev's logsumexp supports b=None, return_sign=False")
+    return logsumexp_op(a, axis=normalize_axis(axis, len(shape_of(a))), keepdims=bool(keepdims))
+
+
+def softmax(x, axis=None):
+    """Stable softmax, the differentiable counterpart of :func:`scipy.special.softmax`."""
+    return np.exp(log_softmax(x, axis=axis))
+
+
+def log_softmax(x, axis=None):
+    """Stable log-softmax (:func:`scipy.special.log_softmax`)."""
+    return x - logsumexp(x, axis=axis, keepdims=True)
+
+
+register_numpy(sp.logsumexp, logsumexp)
+register_numpy(sp.softmax, softmax)
+register_numpy(sp.log_softmax, log_softmax)

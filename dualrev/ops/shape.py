@@ -1,0 +1,305 @@
+"""Shape and indexing primitives, and the NumPy shape functions built on them.
+
+All of these are linear. Their JVP rules keep any leading batch axes of the
+tangent in front (``batch_shape``); parameters are normalized when the op is
+called (negative axes, resolved shapes), so the rules never guess.
+"""
+
+import operator
+
+import numpy as np
+
+from ..registry import Tracer, defop, register_numpy, shape_of, unbroadcast
+
+
+def batch_shape(t, x):
+    """Leading axes of the tangent ``t`` that the primal ``x`` does not have."""
+    ts = shape_of(t)
+    return ts[:len(ts) - len(shape_of(x))]
+
+
+# ---- reshape ---------------------------------------------------------------
+
+def reshape_jvp(t, out, x, *, shape):
+    return reshape(t, shape=batch_shape(t, x) + shape)
+
+
+def reshape_vjp(g, out, x, *, shape):
+    return reshape(g, shape=shape_of(x))
+
+
+reshape = defop("reshape", lambda x, *, shape: np.reshape(x, shape),
+                jvp=reshape_jvp, vjp=reshape_vjp, doc="Reshape to a resolved shape.")
+
+
+def _resolve_shape(size, shape):
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    shape = tuple(int(n) for n in shape)
+    if -1 in shape:
+        known = int(np.prod([n for n in shape if n != -1]))
+        shape = tuple(size // known if n == -1 else n for n in shape)
+    return shape
+
+
+def np_reshape(a, shape=None, order="C", *, newshape=None, copy=None):
+    if order != "C":
+        raise NotImplementedError("dualrev supports reshape with order='C' only")
+    shape = newshape if shape is None else shape
+    return reshape(a, shape=_resolve_shape(int(np.prod(shape_of(a))), shape))
+
+
+def ravel(a, order="C"):
+    return np_reshape(a, -1, order)
+
+
+def expand_dims(a, axis):
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    ndim = len(shape_of(a)) + len(axes)
+    axes = sorted(ax % ndim for ax in axes)
+    shape = list(shape_of(a))
+    for ax in axes:
+        shape.insert(ax, 1)
+    return reshape(a, shape=tuple(shape))
+
+
+def squeeze(a, axis=None):
+    shape = shape_of(a)
+    if axis is None:
+        axes = {i for i, n in enumerate(shape) if n == 1}
+    else:
+        axes = {ax % len(shape) for ax in ((axis,) if isinstance(axis, int) else axis)}
+        if any(shape[ax] != 1 for ax in axes):
+            raise ValueError("cannot select an axis to squeeze out which has size not equal to one")
+    return reshape(a, shape=tuple(n for i, n in enumerate(shape) if i not in axes))
+
+
+def atleast_1d(*arys):
+    res = [a if len(shape_of(a)) >= 1 else reshape(a, shape=(1,)) for a in arys]
+    return res[0] if len(res) == 1 else res
+
+
+def atleast_2d(*arys):
+    res = []
+    for a in arys:
+        s = shape_of(a)
+        res.append(a if len(s) >= 2 else reshape(a, shape=(1,) * (2 - len(s)) + s))
+    return res[0] if len(res) == 1 else res
+
+
+register_numpy(np.reshape, np_reshape)
+register_numpy(np.ravel, ravel)
+register_numpy(np.expand_dims, expand_dims)
+register_numpy(np.squeeze, squeeze)
+register_numpy(np.atleast_1d, atleast_1d)
+register_numpy(np.atleast_2d, atleast_2d)
+
+
+# ---- transpose -------------------------------------------------------------
+
+def transpose_jvp(t, out, x, *, axes):
+    nb = len(batch_shape(t, x))
+    return transpose(t, axes=tuple(range(nb)) + tuple(nb + a for a in axes))
+
+
+def transpose_vjp(g, out, x, *, axes):
+    return transpose(g, axes=tuple(np.argsort(axes)))
+
+
+transpose = defop("transpose", lambda x, *, axes: np.transpose(x, axes),
+                  jvp=transpose_jvp, vjp=transpose_vjp, doc="Permute axes.")
+
+
+def np_transpose(a, axes=None):
+    ndim = len(shape_of(a))
+    axes = tuple(reversed(range(ndim))) if axes is None else tuple(ax % ndim for ax in axes)
+    return a if axes == tuple(range(ndim)) else transpose(a, axes=axes)
+
+
+def moveaxis(a, source, destination):
+    ndim = len(shape_of(a))
+    src = [s % ndim for s in np.atleast_1d(source)]
+    dst = [d % ndim for d in np.atleast_1d(destination)]
+    order = [n for n in range(ndim) if n not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return np_transpose(a, order)
+
+
+def swapaxes(a, axis1, axis2):
+    axes = list(range(len(shape_of(a))))
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    return np_transpose(a, axes)
+
+
+register_numpy(np.transpose, np_transpose)
+register_numpy(np.moveaxis, moveaxis)
+register_numpy(np.swapaxes, swapaxes)
+
+
+# ---- broadcast_to ----------------------------------------------------------
+
+def broadcast_to_jvp(t, out, x, *, shape):
+    batch = batch_shape(t, x)
+    xs = shape_of(x)
+    if batch and len(shape) > len(xs):
+        t = reshape(t, shape=batch + (1,) * (len(shape) - len(xs)) + xs)
+    return broadcast_to(t, shape=batch + shape)
+
+
+def broadcast_to_vjp(g, out, x, *, shape):
+    return unbroadcast(g, shape_of(x))
+
+
+broadcast_to = defop("broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape),
+                     jvp=broadcast_to_jvp, vjp=broadcast_to_vjp,
+                     doc="Broadcast to a shape; its VJP sums back (unbroadcast).")
+
+
+def np_broadcast_to(array, shape, subok=False):
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    return array if shape_of(array) == shape else broadcast_to(array, shape=shape)
+
+
+register_numpy(np.broadcast_to, np_broadcast_to)
+
+
+# ---- concatenate -----------------------------------------------------------
+
+def _concat_impl(*xs, axis):
+    return np.concatenate(xs, axis=axis)
+
+
+def _concat_vjp(i):
+    def concatenate_vjp(g, out, *xs, axis):
+        start = sum(shape_of(x)[axis] for x in xs[:i])
+        stop = start + shape_of(xs[i])[axis]
+        index = (Ellipsis, slice(start, stop)) + (slice(None),) * (-axis - 1)
+        return getitem(g, index=index)
+    return concatenate_vjp
+
+
+def _concat_jvp(i):
+    def concatenate_jvp(t, out, *xs, axis):
+        # Pad this argument's tangent with zeros where the others sit.
+        batch = batch_shape(t, xs[i])
+        parts = [t if j == i else np.zeros(batch + shape_of(x)) for j, x in enumerate(xs)]
+        return concatenate(*parts, axis=axis)
+    return concatenate_jvp
+
+
+concatenate = defop("concatenate", _concat_impl, nargs=None, jvp=_concat_jvp,
+                    vjp=_concat_vjp, doc="Concatenate the arguments along a negative axis.")
+
+
+def np_concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
+    arrays = list(arrays)
+    if axis is None:
+        arrays, axis = [ravel(a) for a in arrays], 0
+    ndim = len(shape_of(arrays[0]))
+    return concatenate(*arrays, axis=axis % ndim - ndim)
+
+
+def stack(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
+    arrays = list(arrays)
+    ndim = len(shape_of(arrays[0])) + 1
+    return np_concatenate([expand_dims(a, axis % ndim) for a in arrays], axis=axis)
+
+
+def hstack(tup, dtype=None, casting="same_kind"):
+    arrs = [atleast_1d(a) for a in tup]
+    return np_concatenate(arrs, axis=0 if len(shape_of(arrs[0])) == 1 else 1)
+
+
+def vstack(tup, dtype=None, casting="same_kind"):
+    return np_concatenate([atleast_2d(a) for a in tup], axis=0)
+
+
+register_numpy(np.concatenate, np_concatenate)
+register_numpy(np.stack, stack)
+register_numpy(np.hstack, hstack)
+register_numpy(np.vstack, vstack)
+
+
+# ---- indexing --------------------------------------------------------------
+
+def _getitem_jvp(t, out, x, *, index):
+    if len(shape_of(t)) == len(shape_of(x)):
+        return getitem(t, index=index)
+    return getitem(t, index=(Ellipsis,) + index)
+
+
+def _getitem_vjp(g, out, x, *, index):
+    return untake(g, index=index, shape=shape_of(x))
+
+
+def _getitem_vjp_add(buffer, g, out, x, *, index):
+    if _is_basic(index):
+        buffer[index] += g
+    else:
+        np.add.at(buffer, index, g)
+
+
+getitem = defop("getitem", lambda x, *, index: x[index], jvp=_getitem_jvp, vjp=_getitem_vjp,
+                doc="x[index], with integers, slices, None, integer arrays and masks.")
+getitem.vjp_add = _getitem_vjp_add
+
+
+def _untake_impl(g, *, index, shape):
+    dtype = np.result_type(g, np.float64)
+    z = np.zeros(shape, dtype=dtype)
+    if _is_basic(index):
+        z[index] = g
+    else:
+        np.add.at(z, index, g)  # repeated indices accumulate
+    return z
+
+
+def _untake_jvp(t, out, g, *, index, shape):
+    batch = batch_shape(t, g)
+    if not batch:
+        return untake(t, index=index, shape=shape)
+    return untake(t, index=(Ellipsis,) + index, shape=batch + shape)
+
+
+def _untake_vjp(h, out, g, *, index, shape):
+    return getitem(h, index=index)
+
+
+untake = defop("untake", _untake_impl, jvp=_untake_jvp, vjp=_untake_vjp,
+               doc="Zeros of ``shape`` with ``g`` added at ``index``: the VJP of getitem.")
+
+
+def _is_basic(index):
+    return all(isinstance(i, (int, slice, type(None))) or i is Ellipsis for i in index)
+
+
+def _strip_index(i):
+    if isinstance(i, Tracer):
+        raise TypeError("an index must not be a traced value: index with integers, "
+                        "slices or integer/boolean arrays that do not depend on the "
+                        "differentiated inputs")
+    if isinstance(i, (bool, np.bool_)):
+        return np.asarray(i)
+    if isinstance(i, (int, np.integer)):
+        return operator.index(i)
+    if isinstance(i, (list, np.ndarray)):
+        return np.asarray(i)
+    return i
+
+
+def normalize_index(index, shape):
+    """An index tuple with no Ellipsis and plain (non-traced) entries."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    index = tuple(_strip_index(i) for i in index)
+    if any(i is Ellipsis for i in index):
+        pos = next(k for k, i in enumerate(index) if i is Ellipsis)
+        used = sum(1 if i is not None and not (isinstance(i, np.ndarray) and i.dtype == bool)
+                   else (0 if i is None else i.ndim) for i in index if i is not Ellipsis)
+        index = index[:pos] + (slice(None),) * (len(shape) - used) + index[pos + 1:]
+    return index
+
+
+def np_getitem(x, index):
+    return getitem(x, index=normalize_index(index, shape_of(x)))

@@ -1,0 +1,144 @@
+"""Reverse mode: a tape recorded in execution order, swept backwards.
+
+A :class:`Tape` is the trace of one reverse-mode transformation. Each op on a
+:class:`Node` of the tape appends one record ``(op, args, params, out,
+parents)``; input nodes have the record ``None``. The backward sweep walks the
+records once, from the last to the first, with no recursion, accumulating
+cotangents with ``+`` (a value used twice receives both cotangents: the copy
+gate). A tape can be swept any number of times, and replayed forwards with
+tangents (a JVP through the recorded computation).
+
+When the values on a tape are themselves traced by an outer transformation,
+the rules that run during a sweep are recorded by that outer transformation:
+the backward pass is itself on a tape, and can be differentiated again.
+"""
+
+import numpy as np
+
+from .numpy_dispatch import TracedArray
+from .registry import Tracer, bind, new_level, shape_of
+
+
+class Node(TracedArray):
+    """A value recorded on a tape, at position ``index``."""
+
+    __slots__ = ("value", "index")
+
+    def __init__(self, value, tape, index):
+        self.value = value
+        self._trace = tape
+        self.index = index
+
+    def __repr__(self):
+        return f"Node({self.value!r}, index={self.index})"
+
+
+class Tape:
+    """One reverse-mode transformation: its records and its level."""
+
+    __slots__ = ("level", "records", "__weakref__")
+
+    def __init__(self):
+        self.level = new_level()
+        self.records = []
+
+    def input(self, value):
+        """A new input node holding ``value``."""
+        self.records.append(None)
+        return Node(value, self, len(self.records) - 1)
+
+    def process(self, op, args, params):
+        vals = list(args)
+        parents = []
+        vjps = op.vjps
+        for i, a in enumerate(args):
+            if isinstance(a, Node) and a._trace is self:
+                vals[i] = a.value
+                if vjps is not None and vjps[i] is not None:
+                    parents.append((i, a.index))
+        out = bind(op, *vals, **params)
+        if not parents:
+            return out
+        self.records.append((op, vals, params, out, parents))
+        return Node(out, self, len(self.records) - 1)
+
+    def index_of(self, x):
+        """The tape position of ``x``, or None if it is not on this tape."""
+        if isinstance(x, Node) and x._trace is self:
+            return x.index
+        return None
+
+    def backward(self, seeds, wanted):
+        """Sweep the tape once from ``seeds`` (index -> cotangent).
+
+        Returns the accumulated cotangent of each index in ``wanted`` (None
+        where nothing reached it).
+        """
+        records = self.records
+        start = max(seeds)
+        cts = [None] * (start + 1)
+        for i, g in seeds.items():
+            cts[i] = g if cts[i] is None else cts[i] + g
+        owned = set()  # buffers created here, safe to add into in place
+        keep = set(wanted)
+        for i in range(start, -1, -1):
+            g = cts[i]
+            if g is None:
+                continue
+            record = records[i]
+            if record is None:
+                continue
+            if i not in keep:
+                cts[i] = None
+            op, vals, params, out, parents = record
+            for pos, p in parents:
+                if op.vjp_add is not None and not isinstance(g, Tracer) \
+                        and not isinstance(vals[pos], Tracer):
+                    buffer = cts[p]
+                    if p not in owned:
+                        buffer = np.zeros(shape_of(vals[pos]), np.result_type(vals[pos], g))
+                        if cts[p] is not None:
+                            buffer += cts[p]
+                        cts[p] = buffer
+                        owned.add(p)
+                    op.vjp_add(buffer, g, out, *vals, **params)
+                    continue
+                c = op.vjps[pos](g, out, *vals, **params)
+                prev = cts[p]
+                if prev is None:
+                    cts[p] = c
+                else:
+                    cts[p] = prev + c
+                    owned.discard(p)
+        return [cts[i] if i < len(cts) else None for i in wanted]
+
+    def forward(self, tangents, wanted):
+        """Replay the tape forwards with tangents (index -> tangent): a JVP.
+
+        Returns the tangent of each index in ``wanted`` (None where zero).
+        """
+        records = self.records
+        stop = max(wanted) + 1
+        tans = [None] * stop
+        for i, t in tangents.items():
+            if i < stop:
+                tans[i] = t
+        for i in range(stop):
+            record = records[i]
+            if record is None:
+                continue
+            op, vals, params, out, parents = record
+            t_out = None
+            for pos, p in parents:
+                t = tans[p]
+                if t is None:
+                    continue
+                c = op.jvps[pos](t, out, *vals, **params)
+                t_out = c if t_out is None else t_out + c
+            tans[i] = t_out
+        return [tans[i] for i in wanted]
+
+
+
+
+

@@ -1,0 +1,48 @@
+"""Nested structures of arrays: tuples, lists and dicts of leaves.
+
+A model's parameters (a dict of weight arrays) are flattened to a list of
+leaves and rebuilt in the same structure; dict keys are taken in sorted
+order so that flattening is deterministic.
+"""
+
+_LEAF = None
+
+
+def flatten(tree):
+    """``(leaves, treedef)``: the leaves of ``tree`` in order and its shape."""
+    leaves = []
+    treedef = _flatten(tree, leaves)
+    return leaves, treedef
+
+
+def _flatten(tree, leaves):
+    if isinstance(tree, (tuple, list)):
+        return (type(tree), [_flatten(t, leaves) for t in tree])
+    if isinstance(tree, dict):
+        keys = sorted(tree)
+        return (dict, keys, [_flatten(tree[k], leaves) for k in keys])
+    leaves.append(tree)
+    return _LEAF
+
+
+def unflatten(treedef, leaves):
+    """Rebuild the structure ``treedef`` from ``leaves`` (any iterable)."""
+    return _unflatten(treedef, iter(leaves))
+
+
+def _unflatten(treedef, leaves):
+    if treedef is _LEAF:
+        return next(leaves)
+    if treedef[0] is dict:
+        _, keys, children = treedef
+        return {k: _unflatten(c, leaves) for k, c in zip(keys, children)}
+    kind, children = treedef
+    items = [_unflatten(c, leaves) for c in children]
+    return tuple(items) if kind is tuple else items
+
+
+def tree_map(f, tree, *rest):
+    """Apply ``f`` leaf by leaf to ``tree`` and trees of the same structure."""
+    leaves, treedef = flatten(tree)
+    others = [flatten(r)[0] for r in rest]
+    return unflatten(treedef, [f(*xs) for xs in zip(leaves, *others)])
