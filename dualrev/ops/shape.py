@@ -224,9 +224,24 @@ register_numpy(np.vstack, vstack)
 # ---- indexing --------------------------------------------------------------
 
 def _getitem_jvp(t, out, x, *, index):
-    if len(shape_of(t)) == len(shape_of(x)):
+    nb = len(batch_shape(t, x))
+    if not nb:
         return getitem(t, index=index)
-    return getitem(t, index=(Ellipsis,) + index)
+    res = getitem(t, index=(slice(None),) * nb + index)
+    k = _split_advanced_ndim(index)
+    if k:  # NumPy moved the advanced-index axes in front of the batch axes
+        res = np.moveaxis(res, tuple(range(k, k + nb)), tuple(range(nb)))
+    return res
+
+
+def _split_advanced_ndim(index):
+    """ndim of the advanced-index result if NumPy moves it to the front
+    (advanced indices separated by a slice or None), else 0."""
+    advanced = [k for k, i in enumerate(index) if isinstance(i, np.ndarray)]
+    if not advanced or advanced[-1] - advanced[0] + 1 == len(advanced):
+        return 0
+    return np.broadcast_shapes(*(np.shape(np.nonzero(index[k])[0]) if index[k].dtype == bool
+                                 else index[k].shape for k in advanced)).__len__()
 
 
 def _getitem_vjp(g, out, x, *, index):
@@ -257,9 +272,10 @@ def _untake_impl(g, *, index, shape):
 
 def _untake_jvp(t, out, g, *, index, shape):
     batch = batch_shape(t, g)
-    if not batch:
-        return untake(t, index=index, shape=shape)
-    return untake(t, index=(Ellipsis,) + index, shape=batch + shape)
+    if batch and _split_advanced_ndim(index):
+        raise NotImplementedError("batched tangents through an index with separated "
+                                  "advanced indices are not supported")
+    return untake(t, index=(slice(None),) * len(batch) + index, shape=batch + shape)
 
 
 def _untake_vjp(h, out, g, *, index, shape):
