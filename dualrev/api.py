@@ -28,9 +28,9 @@ def as_float(x, where="argument"):
     if isinstance(x, bool) or isinstance(x, np.bool_):
         raise TypeError(f"{where} is a bool; dualrev differentiates real "
                         "floating-point values (pass a float)")
-    if isinstance(x, numbers.Integral):
-        return float(x)
-    if isinstance(x, (float, np.floating)):
+    if isinstance(x, (numbers.Integral, float)):
+        return np.float64(x)  # NumPy semantics: x / 0 is inf with a warning
+    if isinstance(x, np.floating):
         return x
     if isinstance(x, (complex, np.complexfloating)):
         raise TypeError(f"{where} is complex; dualrev differentiates real "

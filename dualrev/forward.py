@@ -7,7 +7,7 @@ axes, one per direction, so that several directions share one pass.
 """
 
 from .numpy_dispatch import TracedArray
-from .registry import bind, new_level
+from .registry import Tracer, bind, new_level
 
 
 class Dual(TracedArray):
@@ -37,14 +37,18 @@ class ForwardTrace:
 
     def process(self, op, args, params):
         vals = list(args)
-        tangents = None
+        tangents = [None] * len(args)
+        lower = False  # does any value belong to an enclosing trace?
         for i, a in enumerate(args):
-            if isinstance(a, Dual) and a._trace is self:
-                vals[i] = a.value
-                if tangents is None:
-                    tangents = [None] * len(args)
-                tangents[i] = a.tangent
-        out = bind(op, *vals, **params)
+            if isinstance(a, Tracer):
+                if a._trace is self:
+                    v = vals[i] = a.value
+                    tangents[i] = a.tangent
+                    if isinstance(v, Tracer):
+                        lower = True
+                else:
+                    lower = True
+        out = bind(op, *vals, **params) if lower else op.impl(*vals, **params)
         jvps = op.jvps
         if jvps is None:
             return out

@@ -12,7 +12,7 @@ import numpy as np
 from . import ops  # noqa: F401  (fills the registry)
 from .ops import arithmetic as ar
 from .ops import linalg, reductions, shape
-from .registry import NUMPY_FUNCTIONS, Tracer, bind
+from .registry import NUMPY_FUNCTIONS, Op, Tracer, bind
 
 REGISTRATION_HINT = ("register it with dualrev.defop(...) (a new primitive with its "
                      "derivative rules) or dualrev.register_numpy(func, implementation) "
@@ -53,6 +53,10 @@ class TracedArray(Tracer):
 
     # ---- NumPy protocols --------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if not kwargs and method == "__call__":
+            impl = NUMPY_FUNCTIONS.get(ufunc)
+            if impl.__class__ is Op:
+                return bind(impl, *inputs)
         if kwargs.get("out") is not None:
             raise TypeError(f"{_name(ufunc)}(..., out=...) cannot hold a traced value: "
                             "use the returned value instead of out=")
@@ -114,7 +118,7 @@ class TracedArray(Tracer):
 
     @property
     def shape(self):
-        return np.shape(self.primal)
+        return getattr(self.primal, "shape", ())
 
     @property
     def ndim(self):

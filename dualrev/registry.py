@@ -254,7 +254,7 @@ def unbroadcast(g, shape):
     Leading axes of ``g`` beyond ``len(shape)`` and axes where ``shape`` has
     size 1 are summed. This is the one place broadcasting is undone.
     """
-    gshape = np.shape(g) if not isinstance(g, Tracer) else g.shape
+    gshape = getattr(g, "shape", ())
     if gshape == shape:
         return g
     lead = len(gshape) - len(shape)
@@ -329,7 +329,9 @@ def defbinary(name, impl, dx, dy, *, numpy=(), doc=None):
             return fit_tangent(t, (x, y)[pos], out) * local(x, y, out)
 
         def vjp(g, out, x, y):
-            return unbroadcast(g * local(x, y, out), shape_of((x, y)[pos]))
+            c = g * local(x, y, out)
+            shape = getattr((x, y)[pos], "shape", ())
+            return c if getattr(c, "shape", ()) == shape else unbroadcast(c, shape)
 
         jvp.__name__ = f"{name}_jvp_{'xy'[pos]}"
         vjp.__name__ = f"{name}_vjp_{'xy'[pos]}"

@@ -48,19 +48,29 @@ class Tape:
         return Node(value, self, len(self.records) - 1)
 
     def process(self, op, args, params):
+        vjps = op.vjps
         vals = list(args)
         parents = []
-        vjps = op.vjps
+        lower = False  # does any value belong to an enclosing trace?
         for i, a in enumerate(args):
-            if isinstance(a, Node) and a._trace is self:
-                vals[i] = a.value
-                if vjps is not None and vjps[i] is not None:
-                    parents.append((i, a.index))
-        out = bind(op, *vals, **params)
+            if isinstance(a, Tracer):
+                if a._trace is self:
+                    v = vals[i] = a.value
+                    if vjps is not None and vjps[i] is not None:
+                        parents.append((i, a.index))
+                    if isinstance(v, Tracer):
+                        lower = True
+                else:
+                    lower = True
+        if lower:
+            out = bind(op, *vals, **params)
+        else:
+            out = op.impl(*vals, **params) if params else op.impl(*vals)
         if not parents:
             return out
-        self.records.append((op, vals, params, out, parents))
-        return Node(out, self, len(self.records) - 1)
+        records = self.records
+        records.append((op, vals, params, out, parents))
+        return Node(out, self, len(records) - 1)
 
     def index_of(self, x):
         """The tape position of ``x``, or None if it is not on this tape."""
@@ -91,19 +101,12 @@ class Tape:
             if i not in keep:
                 cts[i] = None
             op, vals, params, out, parents = record
+            if op.vjp_add is not None and not isinstance(g, Tracer):
+                self._add_in_place(op, g, record, cts, owned)
+                continue
+            vjps = op.vjps
             for pos, p in parents:
-                if op.vjp_add is not None and not isinstance(g, Tracer) \
-                        and not isinstance(vals[pos], Tracer):
-                    buffer = cts[p]
-                    if p not in owned:
-                        buffer = np.zeros(shape_of(vals[pos]), np.result_type(vals[pos], g))
-                        if cts[p] is not None:
-                            buffer += cts[p]
-                        cts[p] = buffer
-                        owned.add(p)
-                    op.vjp_add(buffer, g, out, *vals, **params)
-                    continue
-                c = op.vjps[pos](g, out, *vals, **params)
+                c = vjps[pos](g, out, *vals, **params)
                 prev = cts[p]
                 if prev is None:
                     cts[p] = c
@@ -111,6 +114,26 @@ class Tape:
                     cts[p] = prev + c
                     owned.discard(p)
         return [cts[i] if i < len(cts) else None for i in wanted]
+
+    @staticmethod
+    def _add_in_place(op, g, record, cts, owned):
+        """Accumulate an indexing cotangent into its input's buffer in place:
+        O(size of g), not O(size of the input) per indexed element."""
+        _, vals, params, out, parents = record
+        for pos, p in parents:
+            x = vals[pos]
+            if isinstance(x, Tracer) or isinstance(cts[p], Tracer):
+                c = op.vjps[pos](g, out, *vals, **params)
+                cts[p] = c if cts[p] is None else cts[p] + c
+                owned.discard(p)
+                continue
+            if p not in owned:
+                buffer = np.zeros(shape_of(x), np.result_type(x, g))
+                if cts[p] is not None:
+                    buffer += cts[p]
+                cts[p] = buffer
+                owned.add(p)
+            op.vjp_add(cts[p], g, out, *vals, **params)
 
     def forward(self, tangents, wanted):
         """Replay the tape forwards with tangents (index -> tangent): a JVP.

@@ -2,8 +2,12 @@
 
 The gates of backpropagation are here: ``add`` distributes the cotangent to
 both inputs, ``multiply`` swaps the inputs, ``maximum`` routes the cotangent
-to the input that won.
+to the input that won. The operators' implementations are the ``operator``
+functions: the same as the ufuncs on arrays, and several times faster on
+NumPy scalars, which matters on the tape's hot path.
 """
+
+import operator
 
 import numpy as np
 
@@ -15,14 +19,16 @@ def add_jvp(t, out, x, y):
 
 
 def add_vjp_x(g, out, x, y):
-    return unbroadcast(g, shape_of(x))
+    shape = getattr(x, "shape", ())
+    return g if getattr(g, "shape", ()) == shape else unbroadcast(g, shape)
 
 
 def add_vjp_y(g, out, x, y):
-    return unbroadcast(g, shape_of(y))
+    shape = getattr(y, "shape", ())
+    return g if getattr(g, "shape", ()) == shape else unbroadcast(g, shape)
 
 
-add = defop("add", np.add, nargs=2, jvp=(add_jvp, lambda t, out, x, y: fit_tangent(t, y, out)),
+add = defop("add", operator.add, nargs=2, jvp=(add_jvp, lambda t, out, x, y: fit_tangent(t, y, out)),
             vjp=(add_vjp_x, add_vjp_y), broadcasting=True, numpy=np.add,
             doc="x + y. The add gate: the cotangent is distributed unchanged.")
 
@@ -35,16 +41,30 @@ def subtract_vjp_y(g, out, x, y):
     return unbroadcast(-g, shape_of(y))
 
 
-subtract = defop("subtract", np.subtract, nargs=2,
+subtract = defop("subtract", operator.sub, nargs=2,
                  jvp=(add_jvp, subtract_jvp_y), vjp=(add_vjp_x, subtract_vjp_y),
                  broadcasting=True, numpy=np.subtract, doc="x - y.")
 
-multiply = defbinary("multiply", np.multiply,
-                     lambda x, y, out: y, lambda x, y, out: x, numpy=np.multiply,
-                     doc="x * y. The multiply gate: each input gets the "
-                         "cotangent times the other input (the inputs swap).")
+def multiply_vjp_x(g, out, x, y):
+    c = g * y
+    shape = getattr(x, "shape", ())
+    return c if getattr(c, "shape", ()) == shape else unbroadcast(c, shape)
 
-negative = defop("negative", np.negative, jvp=lambda t, out, x: -t,
+
+def multiply_vjp_y(g, out, x, y):
+    c = g * x
+    shape = getattr(y, "shape", ())
+    return c if getattr(c, "shape", ()) == shape else unbroadcast(c, shape)
+
+
+multiply = defop("multiply", operator.mul, nargs=2,
+                 jvp=(lambda t, out, x, y: fit_tangent(t, x, out) * y,
+                      lambda t, out, x, y: x * fit_tangent(t, y, out)),
+                 vjp=(multiply_vjp_x, multiply_vjp_y), broadcasting=True, numpy=np.multiply,
+                 doc="x * y. The multiply gate: each input gets the cotangent times "
+                     "the other input (the inputs swap).")
+
+negative = defop("negative", operator.neg, jvp=lambda t, out, x: -t,
                  vjp=lambda g, out, x: -g, numpy=np.negative, doc="-x.")
 
 
@@ -52,7 +72,7 @@ def divide_dy(x, y, out):
     return -out / y
 
 
-divide = defbinary("divide", np.true_divide, lambda x, y, out: 1 / y, divide_dy,
+divide = defbinary("divide", operator.truediv, lambda x, y, out: 1 / y, divide_dy,
                    numpy=np.true_divide, doc="x / y.")
 
 
@@ -67,7 +87,7 @@ def power_dy(x, y, out):
     return out * np.log(safe_x)
 
 
-power = defbinary("power", np.power, power_dx, power_dy, numpy=np.power,
+power = defbinary("power", operator.pow, power_dx, power_dy, numpy=np.power,
                   doc="x ** y. d/dy is taken as 0 where x == 0.")
 
 
