@@ -7,6 +7,7 @@ Hessian-vector products.
 
 from .api import (choose_mode, derivative, grad, jacfwd, jacobian, jacrev, jvp,
                   stop_gradient, value_and_grad, vjp)
+from .hvp import HVPOperator, hessian, hvp, hvp_operator, value_grad_hvp
 from .numpy_dispatch import UnsupportedFunctionError
 from .ops.reductions import log_softmax, logsumexp, softmax
 from .registry import OPS, defbinary, defnondiff, defop, defunary, register_numpy
@@ -16,4 +17,5 @@ __version__ = "0.1.0"
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "jacobian",
            "choose_mode", "derivative", "stop_gradient", "defop", "defunary",
            "defbinary", "defnondiff", "register_numpy", "OPS",
-           "UnsupportedFunctionError", "logsumexp", "softmax", "log_softmax"]
+           "UnsupportedFunctionError", "logsumexp", "softmax", "log_softmax",
+           "hvp", "hvp_operator", "value_grad_hvp", "hessian", "HVPOperator"]

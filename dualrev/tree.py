@@ -46,3 +46,46 @@ def tree_map(f, tree, *rest):
     leaves, treedef = flatten(tree)
     others = [flatten(r)[0] for r in rest]
     return unflatten(treedef, [f(*xs) for xs in zip(leaves, *others)])
+
+
+def ravel_pytree(tree):
+    """Flatten a nested structure of arrays into one float64 vector.
+
+    Parameters
+    ----------
+    tree : array, float or nested tuple/list/dict of them
+
+    Returns
+    -------
+    flat : ndarray, shape (n,)
+        The leaves raveled and concatenated in :func:`flatten` order.
+    unravel : callable
+        ``unravel(vector)`` rebuilds a structure like ``tree`` from a vector
+        of length ``n``; it slices and reshapes with NumPy calls, so it also
+        accepts traced vectors.
+
+    See Also
+    --------
+    flatten, unflatten
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> flat, unravel = ravel_pytree({"w": np.ones((2, 2)), "b": 3.0})
+    >>> flat
+    array([3., 1., 1., 1., 1.])
+    >>> unravel(flat)["w"].shape
+    (2, 2)
+    """
+    import numpy as np
+
+    leaves, treedef = flatten(tree)
+    shapes = [np.shape(leaf) for leaf in leaves]
+    bounds = np.cumsum([0] + [int(np.prod(s)) for s in shapes]).tolist()
+    flat = np.concatenate([np.ravel(np.asarray(leaf, np.float64)) for leaf in leaves]
+                          or [np.zeros(0)])
+
+    def unravel(vector):
+        return unflatten(treedef, [np.reshape(vector[a:b], s)
+                                   for a, b, s in zip(bounds, bounds[1:], shapes)])
+    return flat, unravel
