@@ -168,6 +168,8 @@ class TracedArray(Tracer):
     def __ne__(self, other): return np.not_equal(self, other)
 
     def __getitem__(self, index):
+        if index.__class__ is int:  # the common case of a Python loop, kept fast
+            return bind(shape.getitem, self, index=(index,))
         return shape.np_getitem(self, index)
 
     # ---- methods ----------------------------------------------------------

@@ -278,11 +278,11 @@ def fit_tangent(t, x, out):
     ``t`` may carry leading batch axes (several directions at once); those are
     kept in front.
     """
-    xs, os_ = shape_of(x), shape_of(out)
+    xs, os_ = getattr(x, "shape", ()), getattr(out, "shape", ())
+    if xs == os_:
+        return t
     ts = shape_of(t)
     batch = ts[:len(ts) - len(xs)]
-    if ts == batch + os_:
-        return t
     if batch and len(os_) > len(xs):
         t = np.reshape(t, batch + (1,) * (len(os_) - len(xs)) + xs)
     return np.broadcast_to(t, batch + os_)
