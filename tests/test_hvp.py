@@ -1,0 +1,385 @@
+"""Hessian-vector products: every mode, the SciPy operator, full Hessians."""
+
+import gc
+import tracemalloc
+import weakref
+
+import numpy as np
+import pytest
+import scipy.special as sp
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy.optimize import rosen_hess, rosen_hess_prod
+from scipy.sparse.linalg import cg, eigsh, minres
+
+import dualrev
+from dualrev.hvp import HVP_MODES, OPERATOR_MODES, GradRecording
+from dualrev.tree import ravel_pytree
+
+EXACT_MODES = ("rev-rev", "fwd-rev", "rev-fwd")
+
+
+def rosen(x):
+    """scipy.optimize.rosen, written in plain NumPy (SciPy's converts its input)."""
+    return np.sum(100.0 * (x[1:] - x[:-1] ** 2.0) ** 2.0 + (1 - x[:-1]) ** 2.0)
+
+
+def close(a, b, rtol):
+    """Relative agreement measured against the largest entry of ``b``."""
+    scale = max(1.0, float(np.max(np.abs(b), initial=0.0)))
+    assert_allclose(a, b, rtol=0, atol=rtol * scale)
+
+
+def rosen_case(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-2.0, 2.0, n), rng.standard_normal(n)
+
+
+# ---- Rosenbrock against SciPy's hand-written derivatives -------------------------
+
+@pytest.mark.parametrize("n", [2, 10, 1000])
+@pytest.mark.parametrize("mode", HVP_MODES)
+def test_rosen_hvp_matches_scipy(n, mode):
+    x, v = rosen_case(n)
+    rtol = 1e-6 if mode == "fd" else 1e-13
+    close(dualrev.hvp(rosen, x, v, mode=mode), rosen_hess_prod(x, v), rtol)
+
+
+@pytest.mark.parametrize("n", [2, 10, 1000])
+@pytest.mark.parametrize("mode", OPERATOR_MODES)
+def test_rosen_operator_matches_scipy(n, mode):
+    x, v = rosen_case(n)
+    H = dualrev.hvp_operator(rosen, x, mode=mode)
+    assert H.shape == (n, n) and H.dtype == np.float64
+    close(H @ v, rosen_hess_prod(x, v), 1e-13)
+    close(H.matvec(2 * v), rosen_hess_prod(x, 2 * v), 1e-13)  # swept again
+    assert H.value == pytest.approx(rosen(x), rel=1e-15)
+
+
+@pytest.mark.parametrize("n", [2, 10, 1000])
+@pytest.mark.parametrize("mode", ["fwd-rev", "rev-rev"])
+def test_rosen_hessian_matches_scipy(n, mode):
+    x, _ = rosen_case(n)
+    close(dualrev.hessian(rosen, mode=mode)(x), rosen_hess(x), 1e-13)
+
+
+@pytest.mark.parametrize("mode", OPERATOR_MODES)
+def test_operator_matmat_is_the_hessian(mode):
+    x, _ = rosen_case(7)
+    H = dualrev.hvp_operator(rosen, x, mode=mode)
+    close(H @ np.eye(7), rosen_hess(x), 1e-13)
+    close(H.matmat(np.eye(7)[:, :3]), rosen_hess(x)[:, :3], 1e-13)
+    close(H.T @ np.eye(7), rosen_hess(x), 1e-13)
+
+
+# ---- exact results -------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["fwd-rev", "rev-rev"])
+def test_quadratic_hessian_is_symmetric_part_exactly(mode):
+    rng = np.random.default_rng(3)
+    A = rng.integers(-5, 6, (6, 6)).astype(float)   # not symmetric
+    b = rng.integers(-5, 6, 6).astype(float)
+    x = rng.standard_normal(6)
+
+    def quadratic(x):
+        return 0.5 * x @ A @ x + b @ x
+    assert_array_equal(dualrev.hessian(quadratic, mode=mode)(x), (A + A.T) / 2)
+    assert_array_equal(dualrev.hvp_operator(quadratic, x, mode=mode) @ np.eye(6),
+                       (A + A.T) / 2)
+
+
+@pytest.mark.parametrize("mode", HVP_MODES)
+def test_quadratic_hvp(mode):
+    rng = np.random.default_rng(4)
+    A = rng.integers(-5, 6, (5, 5)).astype(float)
+    x, v = rng.standard_normal(5), rng.integers(-3, 4, 5).astype(float)
+    rtol = 1e-9 if mode == "fd" else 1e-15
+    close(dualrev.hvp(lambda x: 0.5 * x @ A @ x, x, v, mode=mode), (A + A.T) / 2 @ v, rtol)
+
+
+# ---- symmetry and agreement over the op families ----------------------------------
+
+W = np.array([0.3, -1.2, 0.7, 2.0, -0.4])
+M = np.arange(25.0).reshape(5, 5) / 25 - 0.3
+
+
+def case(ops, f, low=0.2, high=0.8):
+    return pytest.param(f, low, high, ops, id="-".join(ops))
+
+
+# Each case names the differentiable ops it exercises (checked below); the
+# point is drawn from [low, high), inside every op's domain and away from kinks.
+CASES = [
+    case(["sin", "cos", "tan"], lambda x: np.sum(W * np.sin(x) * np.cos(x) + np.tan(x) ** 2)),
+    case(["sinh", "cosh", "tanh"], lambda x: np.sum(np.sinh(x) * np.cosh(W * x) + np.tanh(x) ** 3)),
+    case(["arcsin", "arccos", "arctan"],
+         lambda x: np.sum(np.arcsin(x) * np.arccos(x) + W * np.arctan(x) ** 2)),
+    case(["arcsinh", "arccosh", "arctanh"],
+         lambda x: np.sum(np.arcsinh(x) * np.arccosh(1 + x) + np.arctanh(x) ** 2)),
+    case(["exp", "exp2", "expm1"], lambda x: np.sum(np.exp(W * x) * np.exp2(x) + np.expm1(x) ** 2)),
+    case(["log", "log2", "log10", "log1p"],
+         lambda x: np.sum(np.log(x) * np.log2(1 + x) + np.log10(x) ** 2 * np.log1p(x))),
+    case(["sqrt", "cbrt", "square", "reciprocal"],
+         lambda x: np.sum(np.sqrt(x) * np.cbrt(x) + np.square(x) * np.reciprocal(1 + x))),
+    case(["expit", "logit", "log_expit"],
+         lambda x: np.sum(sp.expit(W * x) * sp.logit(x) + sp.log_expit(x) ** 2)),
+    case(["erf", "erfc", "gammaln", "polygamma"],
+         lambda x: np.sum(sp.erf(x) * sp.erfc(W * x) + sp.gammaln(1 + x) ** 2)),
+    case(["power", "divide"], lambda x: np.sum(x ** x[::-1] + x ** 3 / (1 + x[0] * x))),
+    case(["multiply", "subtract", "negative", "add"],
+         lambda x: np.sum((x - W) * (x + 1) * -x)),
+    case(["abs", "maximum", "minimum"],
+         lambda x: np.sum(np.abs(x - 0.5 + 1e-3 * W) * x + np.maximum(x, 0.5 + 1e-3 * W) ** 2
+                          * np.minimum(x ** 2, 0.45 + 1e-3 * W))),
+    case(["fmax", "fmin", "where"],
+         lambda x: np.sum(np.fmax(x, 0.45 + 1e-3 * W) ** 3 + np.fmin(x * x, 0.5 + 1e-3 * W)
+                          * np.where(W > 0, x ** 2, np.sin(x)))),
+    case(["matmul", "transpose"], lambda x: (x @ M @ x) ** 2 + np.sum((M.T @ x) * x ** 3)),
+    case(["reshape", "transpose"],
+         lambda x: np.sum(np.sin(np.reshape(x[:4], (2, 2)).T) * np.reshape(x[1:], (2, 2)))),
+    case(["sum", "prod"], lambda x: np.prod(x) * np.sum(x ** 2, keepdims=True)[0]),
+    case(["cumsum", "cumprod"], lambda x: np.sum(np.cumsum(x) ** 2 * np.cumprod(x + 0.5))),
+    case(["logsumexp", "amax", "amin"],
+         lambda x: dualrev.logsumexp(3 * x * W) + np.max(x * x + W) * np.min(np.exp(x) - W)),
+    case(["getitem", "untake"],
+         lambda x: np.sum(x[1:] * x[:-1] ** 2) + np.sum(x[np.array([0, 3, 3, 1])] ** 3)),
+    case(["concatenate", "broadcast_to"],
+         lambda x: np.sum(np.concatenate([x, x ** 2]) ** 2) * np.sum(np.broadcast_to(x, (3, 5)) ** 3)),
+    case(["remainder", "mean", "var"],
+         lambda x: np.sum(np.remainder(3 * x, 1.3) ** 2) + np.mean(x ** 3) * np.var(x)),
+]
+
+
+def recorded_ops(f, x):
+    """Ops on the recorded backward tape of ``f``: its forward and backward ops."""
+    tape = GradRecording(f, x).tape
+    return {record[0].name for record in tape.records if record is not None}
+
+
+@pytest.mark.parametrize("f, low, high, ops", CASES)
+def test_case_exercises_its_ops(f, low, high, ops):
+    composite = {"mean", "var"}   # recorded as the primitives they are made of
+    assert set(ops) - composite <= recorded_ops(f, np.linspace(low, high, 5))
+
+
+def hessian_of_case(f, x):
+    H = dualrev.hessian(f)(x)
+    assert_allclose(H, H.T, rtol=1e-10, atol=1e-12)
+    return H
+
+
+@pytest.mark.parametrize("f, low, high, ops", CASES)
+def test_modes_agree_and_are_symmetric(f, low, high, ops):
+    rng = np.random.default_rng(5)
+    x = rng.uniform(low, high, 5)
+    u, v = rng.standard_normal(5), rng.standard_normal(5)
+    Hv = {mode: dualrev.hvp(f, x, v, mode=mode) for mode in HVP_MODES}
+    Hu = dualrev.hvp(f, x, u)
+    for mode in EXACT_MODES:
+        close(Hv[mode], Hv["rev-rev"], 1e-10)
+    close(Hv["fd"], Hv["rev-rev"], 1e-5)        # an independent check
+    assert u @ Hv["rev-rev"] == pytest.approx(v @ Hu, rel=1e-10, abs=1e-12)
+    H = hessian_of_case(f, x)
+    close(H @ v, Hv["rev-rev"], 1e-10)
+    for mode in OPERATOR_MODES:
+        close(dualrev.hvp_operator(f, x, mode=mode) @ v, Hv["rev-rev"], 1e-10)
+
+
+def test_polygamma_in_the_hessian():
+    # d^2/dx^2 gammaln(x) = polygamma(1, x): the gradient's rule is recorded.
+    x = np.array([0.5, 1.5, 4.0])
+    close(dualrev.hessian(lambda x: np.sum(sp.gammaln(x)))(x), np.diag(sp.polygamma(1, x)), 1e-13)
+
+
+# ---- structures, args, value_grad_hvp -------------------------------------------
+
+def mlp_like(params, X):
+    h = np.tanh(X @ params["W"] + params["b"])
+    return np.sum(h ** 2) + 0.1 * np.sum(params["W"] ** 2)
+
+
+@pytest.fixture
+def tree_problem():
+    rng = np.random.default_rng(6)
+    params = {"W": rng.standard_normal((3, 2)), "b": rng.standard_normal(2)}
+    X = rng.standard_normal((4, 3))
+    return params, X
+
+
+@pytest.mark.parametrize("mode", HVP_MODES)
+def test_structured_hvp(tree_problem, mode):
+    params, X = tree_problem
+    flat, unravel = ravel_pytree(params)
+    v = unravel(np.random.default_rng(7).standard_normal(flat.size))
+    full = dualrev.hessian(lambda p: mlp_like(unravel(p), X))(flat)
+    Hv = dualrev.hvp(mlp_like, params, v, mode=mode, args=(X,))
+    assert set(Hv) == {"W", "b"} and Hv["W"].shape == (3, 2)
+    close(ravel_pytree(Hv)[0], full @ ravel_pytree(v)[0], 1e-5 if mode == "fd" else 1e-12)
+
+
+@pytest.mark.parametrize("mode", OPERATOR_MODES)
+def test_structured_operator(tree_problem, mode):
+    params, X = tree_problem
+    flat, unravel = ravel_pytree(params)
+    H = dualrev.hvp_operator(mlp_like, params, mode=mode, args=(X,))
+    full = dualrev.hessian(lambda p: mlp_like(unravel(p), X))(flat)
+    close(H @ np.eye(flat.size), full, 1e-12)
+    value, g = dualrev.value_and_grad(mlp_like)(params, X)
+    assert H.value == pytest.approx(float(value), rel=1e-15)
+    close(H.grad, ravel_pytree(g)[0], 1e-15)
+    assert H.unravel(H.grad)["W"].shape == (3, 2)
+
+
+def test_value_grad_hvp_matches_separate_calls(tree_problem):
+    params, X = tree_problem
+    v = {"W": np.ones((3, 2)), "b": np.array([1.0, -1.0])}
+    value, g, Hv = dualrev.value_grad_hvp(mlp_like, params, v, args=(X,))
+    value_ref, g_ref = dualrev.value_and_grad(mlp_like)(params, X)
+    Hv_ref = dualrev.hvp(mlp_like, params, v, mode="fwd-rev", args=(X,))
+    assert isinstance(value, float) and value == pytest.approx(float(value_ref), rel=1e-15)
+    for key in params:
+        close(g[key], g_ref[key], 1e-15)
+        close(Hv[key], Hv_ref[key], 1e-12)
+
+
+def test_scalar_argument():
+    assert float(dualrev.hvp(lambda x: x ** 4, 2.0, 1.5)) == pytest.approx(48 * 1.5)
+    assert float(dualrev.hvp(lambda x: x ** 4, 2.0, 1.5, mode="rev-fwd")) == pytest.approx(72.0)
+
+
+def test_function_independent_of_x_has_zero_hessian():
+    H = dualrev.hvp_operator(lambda x, c: np.sum(c ** 2), np.ones(3), args=(np.ones(2),))
+    assert_array_equal(H @ np.ones(3), np.zeros(3))
+    assert_array_equal(dualrev.hvp(lambda x: np.sum(x), np.ones(3), np.ones(3)), np.zeros(3))
+
+
+def test_bad_arguments_raise():
+    x = np.ones(3)
+    with pytest.raises(ValueError, match="mode"):
+        dualrev.hvp(rosen, x, x, mode="rev")
+    with pytest.raises(ValueError, match="mode"):
+        dualrev.hvp_operator(rosen, x, mode="fd")
+    with pytest.raises(ValueError, match="shape"):
+        dualrev.hvp(rosen, x, np.ones(2))
+
+
+# ---- higher order ----------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", EXACT_MODES)
+def test_gradient_of_hvp_is_the_third_derivative(mode):
+    # f = sum(x^4 + x0 * x^3): grad_x u.(H v) = T[u, v, .], T by hand.
+    x = np.array([0.5, -1.0, 2.0])
+    u, v = np.array([1.0, 2.0, -1.0]), np.array([0.5, 1.0, 3.0])
+
+    def f(x):
+        return np.sum(x ** 4) + x[0] * np.sum(x ** 3)
+
+    def third(x):
+        # sum x^4: 24 x_i on the diagonal. x0 * x0^3 = x0^4: 24 x0 more at
+        # (0, 0, 0). x0 * x_i^3 (i > 0): 6 x0 at (i, i, i), 6 x_i at each
+        # permutation of (0, i, i).
+        T = np.zeros((3, 3, 3))
+        T[0, 0, 0] = 48 * x[0]
+        for i in (1, 2):
+            T[i, i, i] = 24 * x[i] + 6 * x[0]
+            T[0, i, i] = T[i, 0, i] = T[i, i, 0] = 6 * x[i]
+        return T
+    expected = np.einsum("ijk,i,j->k", third(x), u, v)
+    got = dualrev.grad(lambda x: u @ dualrev.hvp(f, x, v, mode=mode))(x)
+    close(got, expected, 1e-13)
+    via_hessian = dualrev.jacfwd(lambda x: dualrev.hvp(f, x, v, mode=mode))(x)
+    close(via_hessian.T @ u, expected, 1e-13)
+
+
+# ---- SciPy solvers ---------------------------------------------------------------
+
+def convex_loss(w, A, y):
+    return -np.sum(sp.log_expit(y * (A @ w))) + 0.5 * np.sum(w ** 2)
+
+
+@pytest.fixture
+def convex_problem():
+    rng = np.random.default_rng(8)
+    A = rng.standard_normal((40, 8))
+    y = np.sign(rng.standard_normal(40))
+    return rng.standard_normal(8), A, y
+
+
+@pytest.mark.parametrize("mode", OPERATOR_MODES)
+def test_cg_and_minres_solve_newton_system(convex_problem, mode):
+    w, A, y = convex_problem
+    H = dualrev.hvp_operator(convex_loss, w, mode=mode, args=(A, y))
+    full = dualrev.hessian(convex_loss)(w, A, y)
+    b = -H.grad
+    for solver in (cg, minres):
+        step, info = solver(H, b, rtol=1e-12)
+        assert info == 0
+        close(step, np.linalg.solve(full, b), 1e-8)
+
+
+def test_eigsh_top_eigenvalue():
+    x, _ = rosen_case(30, seed=9)
+    H = dualrev.hvp_operator(rosen, x)
+    top = eigsh(H, k=1, which="LA", return_eigenvectors=False)[0]
+    assert top == pytest.approx(np.linalg.eigvalsh(rosen_hess(x))[-1], rel=1e-9)
+    assert top == pytest.approx(np.linalg.eigvalsh(dualrev.hessian(rosen)(x))[-1], rel=1e-9)
+
+
+def test_matvec_does_not_call_f_again():
+    calls = []
+
+    def counted(x):
+        calls.append(1)
+        return rosen(x)
+    x, v = rosen_case(20)
+    for mode in OPERATOR_MODES:
+        calls.clear()
+        H = dualrev.hvp_operator(counted, x, mode=mode)
+        assert len(calls) == 1
+        for _ in range(5):
+            H @ v
+        H @ np.ones((20, 3))
+        cg(H, v, maxiter=5)
+        assert len(calls) == 1
+
+
+# ---- memory ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", OPERATOR_MODES)
+def test_releasing_the_operator_frees_its_tape(mode):
+    x, v = rosen_case(50)
+    enabled = gc.isenabled()
+    gc.disable()   # freed by reference counting alone: no cycle holds the tape
+    try:
+        H = dualrev.hvp_operator(rosen, x, mode=mode)
+        H @ v
+        tape = weakref.ref(H._recording.tape)
+        assert tape() is not None
+        del H
+        assert tape() is None
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def test_many_hvp_calls_keep_memory_flat():
+    x, v = rosen_case(20)
+
+    def batch(mode):
+        for _ in range(250):
+            dualrev.hvp(rosen, x, v, mode=mode)
+
+    for mode in HVP_MODES:
+        batch(mode)   # warm caches before measuring
+    tracemalloc.start()
+    try:
+        for mode in HVP_MODES:
+            batch(mode)
+        gc.collect()
+        first = tracemalloc.get_traced_memory()[0]
+        for mode in HVP_MODES:
+            batch(mode)
+        gc.collect()
+        second = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert second - first < 20_000   # 1,000 more products: no per-call leak
