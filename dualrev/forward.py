@@ -6,7 +6,7 @@ memory stays at the size of the values. A tangent may carry leading batch
 axes, one per direction, so that several directions share one pass.
 """
 
-from .numpy_dispatch import TracedArray
+from .numpy_dispatch import Indexable, TracedArray
 from .registry import Tracer, bind, new_level
 
 
@@ -24,6 +24,16 @@ class Dual(TracedArray):
         return f"Dual({self.value!r}, tangent={self.tangent!r})"
 
 
+class ArrayDual(Indexable, Dual):
+    """A dual number with at least one axis (indexable)."""
+
+    __slots__ = ()
+
+
+def make_dual(value, tangent, trace):
+    return (ArrayDual if getattr(value, "shape", ()) else Dual)(value, tangent, trace)
+
+
 class ForwardTrace:
     """One forward-mode transformation; its ``level`` orders nested ones."""
 
@@ -33,7 +43,7 @@ class ForwardTrace:
         self.level = new_level()
 
     def dual(self, value, tangent):
-        return Dual(value, tangent, self)
+        return make_dual(value, tangent, self)
 
     def process(self, op, args, params):
         vals = list(args)
@@ -60,7 +70,7 @@ class ForwardTrace:
             t_out = contribution if t_out is None else t_out + contribution
         if t_out is None:
             return out
-        return Dual(out, t_out, self)
+        return make_dual(out, t_out, self)
 
     def unpack(self, x):
         """(primal, tangent) of ``x`` at this level; tangent None if constant."""

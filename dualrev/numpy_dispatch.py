@@ -94,12 +94,6 @@ class TracedArray(Tracer):
         # Control flow reads the primal value (``if x > 0`` compares plain values).
         return bool(self.primal)
 
-    def __len__(self):
-        return self.shape[0]
-
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
-
     def __setitem__(self, index, value):
         raise TypeError("traced values are immutable: instead of x[i] = v, build a new "
                         "array, e.g. np.where(mask, v, x) or np.concatenate of pieces")
@@ -166,11 +160,6 @@ class TracedArray(Tracer):
     def __ge__(self, other): return np.greater_equal(self, other)
     def __eq__(self, other): return np.equal(self, other)
     def __ne__(self, other): return np.not_equal(self, other)
-
-    def __getitem__(self, index):
-        if index.__class__ is int:  # the common case of a Python loop, kept fast
-            return bind(shape.getitem, self, index=(index,))
-        return shape.np_getitem(self, index)
 
     # ---- methods ----------------------------------------------------------
     def sum(self, axis=None, dtype=None, out=None, keepdims=False):
@@ -247,6 +236,29 @@ class TracedArray(Tracer):
 
     def copy(self):
         return self
+
+
+class Indexable:
+    """Indexing and iteration, for traced values with at least one axis.
+
+    Scalar (0-d) traced values lack them on purpose: NumPy treats any object
+    with ``__getitem__`` as a sequence, and ``a[i] = x`` would then fail with
+    NumPy's "setting an array element with a sequence" instead of dualrev's
+    explanation.
+    """
+
+    __slots__ = ()
+
+    def __getitem__(self, index):
+        if index.__class__ is int:  # the common case of a Python loop, kept fast
+            return bind(shape.getitem, self, index=(index,))
+        return shape.np_getitem(self, index)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
 
 
 shape_mod_reshape = shape.np_reshape

@@ -15,7 +15,7 @@ the backward pass is itself on a tape, and can be differentiated again.
 
 import numpy as np
 
-from .numpy_dispatch import TracedArray
+from .numpy_dispatch import Indexable, TracedArray
 from .registry import Tracer, bind, new_level, shape_of
 
 
@@ -33,6 +33,16 @@ class Node(TracedArray):
         return f"Node({self.value!r}, index={self.index})"
 
 
+class ArrayNode(Indexable, Node):
+    """A recorded value with at least one axis (indexable)."""
+
+    __slots__ = ()
+
+
+def make_node(value, tape, index):
+    return (ArrayNode if getattr(value, "shape", ()) else Node)(value, tape, index)
+
+
 class Tape:
     """One reverse-mode transformation: its records and its level."""
 
@@ -45,7 +55,7 @@ class Tape:
     def input(self, value):
         """A new input node holding ``value``."""
         self.records.append(None)
-        return Node(value, self, len(self.records) - 1)
+        return make_node(value, self, len(self.records) - 1)
 
     def process(self, op, args, params):
         vjps = op.vjps
@@ -70,7 +80,7 @@ class Tape:
             return out
         records = self.records
         records.append((op, vals, params, out, parents))
-        return Node(out, self, len(records) - 1)
+        return make_node(out, self, len(records) - 1)
 
     def index_of(self, x):
         """The tape position of ``x``, or None if it is not on this tape."""
