@@ -8,6 +8,7 @@ Hessian-vector products.
 from .api import (choose_mode, derivative, grad, jacfwd, jacobian, jacrev, jvp,
                   stop_gradient, value_and_grad, vjp)
 from .hvp import HVPOperator, hessian, hvp, hvp_operator, value_grad_hvp
+from .explain import check_backprop, explain
 from .numpy_dispatch import UnsupportedFunctionError
 from .ops.reductions import log_softmax, logsumexp, softmax
 from .registry import OPS, defbinary, defnondiff, defop, defunary, register_numpy
@@ -18,4 +19,5 @@ __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "jacobian
            "choose_mode", "derivative", "stop_gradient", "defop", "defunary",
            "defbinary", "defnondiff", "register_numpy", "OPS",
            "UnsupportedFunctionError", "logsumexp", "softmax", "log_softmax",
-           "hvp", "hvp_operator", "value_grad_hvp", "hessian", "HVPOperator"]
+           "hvp", "hvp_operator", "value_grad_hvp", "hessian", "HVPOperator",
+           "explain", "check_backprop"]
