@@ -249,7 +249,9 @@ def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", **kwargs)
         Passed to SciPy: ``bounds`` (on the flat vector), ``constraints``
         (dicts or ``NonlinearConstraint`` whose ``fun`` takes ``x`` in the
         structure of ``x0``; their ``jac`` is computed by dualrev when not a
-        callable), ``tol``, ``callback`` (sees the flat vector), ``options``.
+        callable, and a ``NonlinearConstraint`` without ``hess`` gets the
+        Hessian of ``v . fun`` as an HVP operator), ``tol``, ``callback``
+        (sees the flat vector), ``options``.
 
     Returns
     -------
@@ -324,8 +326,8 @@ def _constraint_with_jacobian(con, unravel):
         new.fun = _on_flat(con.fun, unravel)
         new.jac = _on_flat(con.jac, unravel) if callable(con.jac) \
             else _constraint_jacobian(con.fun, unravel)
-        if callable(con.hess):
-            new.hess = _on_flat(con.hess, unravel)
+        new.hess = _on_flat(con.hess, unravel) if callable(con.hess) \
+            else con.hess if con.hess is not None else _constraint_hessian(con.fun, unravel)
         return new
     raise TypeError(f"constraint of type {type(con).__name__}: expected a dict, "
                     "NonlinearConstraint or LinearConstraint")
@@ -335,6 +337,18 @@ def _on_flat(f, unravel):
     def on_flat(x, *args):
         return f(unravel(np.asarray(x, np.float64)), *args)
     return on_flat
+
+
+def _constraint_hessian(c, unravel):
+    """``hess(x, v)``: the Hessian of ``v . c`` as an operator, for trust-constr."""
+    def constraint_hess(x, v):
+        v = np.asarray(v, np.float64)
+
+        def weighted(point):
+            out = c(point)
+            return np.sum(np.reshape(v, np.shape(out)) * out)
+        return hvp_operator(weighted, unravel(np.asarray(x, np.float64)))
+    return constraint_hess
 
 
 def _constraint_jacobian(c, unravel):
