@@ -1,3 +1,4 @@
 """Primitives by family; importing this package fills the registry."""
 
-from . import arithmetic, elementwise, linalg, reductions, shape  # noqa: F401
+from . import (arithmetic, elementwise, linalg, numpy_linalg, reductions,  # noqa: F401
+               shape, special)

@@ -148,8 +148,10 @@ fmin = defbinary("fmin", np.fmin, fmin_dx, fmin_dy, numpy=np.fmin,
 
 
 def where_jvp(t, out, cond, x, y, pos):
+    # The branch not taken contributes 0 * t, not 0: a non-finite tangent
+    # there gives NaN, exactly as the VJP's 0 * inf does, so both modes agree.
     t = fit_tangent(t, (x, y)[pos - 1], out)
-    return np.where(cond, t, 0.0) if pos == 1 else np.where(cond, 0.0, t)
+    return np.where(cond, t, 0 * t) if pos == 1 else np.where(cond, 0 * t, t)
 
 
 def where_vjp_x(g, out, cond, x, y):
@@ -160,11 +162,20 @@ def where_vjp_y(g, out, cond, x, y):
     return unbroadcast(np.where(cond, 0.0, g), shape_of(y))
 
 
+WHERE_DOC = """where(cond, x, y); the condition is not differentiated.
+
+The trap: ``np.where(x > 0, np.sqrt(x), 0.0)`` has derivative NaN at
+``x = 0`` in both modes, although the value there is 0. Both branches are
+computed everywhere, and the branch not taken still passes ``0 * sqrt'(0)
+= 0 * inf = NaN`` to ``x``. The safe recipe keeps the unused branch finite:
+``np.where(x > 0, np.sqrt(np.where(x > 0, x, 1.0)), 0.0)``.
+"""
+
 where = defop("where", np.where, nargs=3,
               jvp=(None, lambda t, out, c, x, y: where_jvp(t, out, c, x, y, 1),
                    lambda t, out, c, x, y: where_jvp(t, out, c, x, y, 2)),
               vjp=(None, where_vjp_x, where_vjp_y), broadcasting=True, numpy=np.where,
-              doc="where(cond, x, y); the condition is not differentiated.")
+              doc=WHERE_DOC)
 
 # Derivative zero almost everywhere, or integer/boolean valued.
 for _name, _ufunc in [

@@ -1,19 +1,22 @@
-"""Unary elementwise functions, each defined by its local derivative.
+"""Elementwise NumPy ufuncs, each defined by its local derivative(s).
 
-``deriv(x, out)`` is ``d out / d x``; :func:`~dualrev.registry.defunary`
+Unary: ``deriv(x, out)`` is ``d out / d x``; :func:`~dualrev.registry.defunary`
 turns it into both the JVP (``t * deriv``) and the VJP (``g * deriv``).
-Non-differentiable points follow one convention: ``abs'(0) = 0``, and
-``sqrt'(0) = inf`` with NumPy's divide-by-zero warning.
+Binary: :func:`~dualrev.registry.defbinary` does the same with the two
+partial derivatives and undoes broadcasting.
+
+Non-differentiable points follow one convention, the same in both modes:
+``abs'(0) = 0``, ``sqrt'(0) = inf`` with NumPy's divide-by-zero warning
+(never an exception), and ``hypot`` has gradient 0 at the origin, like
+``norm``.
 """
 
 import numpy as np
-import scipy.special as sp
 
-from ..registry import defop, defunary
+from ..registry import defbinary, defunary
 
 LN2 = np.log(2.0)
 LN10 = np.log(10.0)
-TWO_OVER_SQRT_PI = 2.0 / np.sqrt(np.pi)
 
 _UNARY = [
     # name, impl, deriv(x, out)
@@ -41,39 +44,69 @@ _UNARY = [
     ("arcsinh", np.arcsinh, lambda x, out: 1 / np.sqrt(x ** 2 + 1)),
     ("arccosh", np.arccosh, lambda x, out: 1 / np.sqrt(x ** 2 - 1)),
     ("arctanh", np.arctanh, lambda x, out: 1 / (1 - x ** 2)),
-    ("expit", sp.expit, lambda x, out: out * (1 - out)),
-    ("logit", sp.logit, lambda x, out: 1 / (x * (1 - x))),
-    ("erf", sp.erf, lambda x, out: TWO_OVER_SQRT_PI * np.exp(-x ** 2)),
-    ("erfc", sp.erfc, lambda x, out: -TWO_OVER_SQRT_PI * np.exp(-x ** 2)),
-    ("log_expit", sp.log_expit, lambda x, out: sp.expit(-x)),
 ]
 
 for _name, _impl, _deriv in _UNARY:
     defunary(_name, _impl, _deriv, numpy=_impl,
              doc=f"Elementwise {_name}; d/dx is the registry's local derivative.")
 
-_ALIASES = {np.absolute: "abs", np.fabs: "abs", np.positive: None}
+
+# ---- binary ------------------------------------------------------------------
+
+def _nonzero(x):
+    """x where it is not 0, else 1: a divisor that is safe at the origin."""
+    return np.where(x == 0, 1.0, x)
 
 
-def polygamma_vjp(g, out, x, *, n):
-    return g * polygamma(x, n=n + 1)
+def arctan2_dy(y, x, out):
+    return x / (x * x + y * y)
 
 
-def polygamma_jvp(t, out, x, *, n):
-    return t * polygamma(x, n=n + 1)
+def arctan2_dx(y, x, out):
+    return -y / (x * x + y * y)
 
 
-def _polygamma_impl(x, *, n):
-    return sp.polygamma(n, x)
+def hypot_dx(x, y, out):
+    # x / out, taken as 0 at the origin (the convention of norm).
+    return x / _nonzero(out)
 
 
-polygamma = defop("polygamma", _polygamma_impl, jvp=polygamma_jvp, vjp=polygamma_vjp,
-                  doc="polygamma(x, n=n): the n-th derivative of digamma.")
+def hypot_dy(x, y, out):
+    return y / _nonzero(out)
 
 
-def gammaln_deriv(x, out):
-    return polygamma(x, n=0)
+def logaddexp_dx(x, y, out):
+    # exp(x) / (exp(x) + exp(y)), without overflow at any |x|.
+    return np.exp(x - out)
 
 
-defunary("gammaln", sp.gammaln, gammaln_deriv, numpy=sp.gammaln,
-         doc="log |Gamma(x)|; its derivative is digamma.")
+def logaddexp_dy(x, y, out):
+    return np.exp(y - out)
+
+
+def logaddexp2_dx(x, y, out):
+    return np.exp2(x - out)
+
+
+def logaddexp2_dy(x, y, out):
+    return np.exp2(y - out)
+
+
+def copysign_dx(x, y, out):
+    # copysign(x, y) = |x| * (-1 if signbit(y) else 1); abs'(0) = 0.
+    return np.sign(x) * np.where(np.signbit(y), -1.0, 1.0)
+
+
+arctan2 = defbinary("arctan2", np.arctan2, arctan2_dy, arctan2_dx, numpy=np.arctan2,
+                    doc="arctan2(y, x): d/dy = x / (x^2 + y^2), d/dx = -y / (x^2 + y^2).")
+hypot = defbinary("hypot", np.hypot, hypot_dx, hypot_dy, numpy=np.hypot,
+                  doc="sqrt(x^2 + y^2): d/dx = x / out, taken as 0 at the origin.")
+logaddexp = defbinary("logaddexp", np.logaddexp, logaddexp_dx, logaddexp_dy,
+                      numpy=np.logaddexp,
+                      doc="log(exp(x) + exp(y)), stable at any |x|; "
+                          "logaddexp(0, x) is the softplus.")
+logaddexp2 = defbinary("logaddexp2", np.logaddexp2, logaddexp2_dx, logaddexp2_dy,
+                       numpy=np.logaddexp2, doc="log2(2**x + 2**y), stable at any |x|.")
+copysign = defbinary("copysign", np.copysign, copysign_dx, None, numpy=np.copysign,
+                     doc="|x| with the sign of y; not differentiated in y "
+                         "(piecewise constant), abs'(0) = 0 in x.")

@@ -1,15 +1,19 @@
-"""Products: one ``matmul`` primitive and the NumPy products built on it.
+"""Products: ``matmul`` and ``einsum`` primitives, the NumPy products built on them.
 
 ``matmul`` works on stacks of matrices (ndim >= 2, broadcasting batch axes);
 vectors are reshaped to matrices around it, and ``dot``, ``vdot``, ``inner``,
 ``outer``, ``tensordot``, ``trace``, ``diagonal`` and ``diag`` are built from
 matmul, reshapes and indexing, so they need no rules of their own.
+``einsum`` is its own primitive, whose rules are einsums with permuted
+subscripts.
 """
+
+import string
 
 import numpy as np
 
 from ..registry import defop, register_numpy, shape_of, unbroadcast
-from .shape import getitem, np_transpose, ravel, reshape, untake
+from .shape import broadcast_to, getitem, np_transpose, ravel, reshape, untake
 
 
 def mT(x):
@@ -141,3 +145,121 @@ register_numpy(np.tensordot, tensordot)
 register_numpy(np.diagonal, diagonal)
 register_numpy(np.trace, trace)
 register_numpy(np.diag, diag)
+
+
+# ---- einsum ------------------------------------------------------------------
+
+def _einsum_impl(*xs, inputs, output):
+    return np.einsum(",".join(inputs) + "->" + output, *xs, optimize=len(xs) > 2)
+
+
+def _fresh_letters(used, count):
+    """``count`` subscript letters that do not occur in the strings ``used``."""
+    taken = set("".join(used))
+    fresh = [c for c in string.ascii_letters if c not in taken][:count]
+    if len(fresh) < count:
+        raise NotImplementedError("einsum: no subscript letters left for the batch axes")
+    return "".join(fresh)
+
+
+def _einsum_jvp(i):
+    def einsum_jvp(t, out, *xs, inputs, output):
+        # Linear in each operand: the same einsum with the tangent in place i;
+        # a tangent's leading batch axes get fresh letters kept in front.
+        extra = len(shape_of(t)) - len(inputs[i])
+        if extra:
+            batch = _fresh_letters(inputs + (output,), extra)
+            inputs = inputs[:i] + (batch + inputs[i],) + inputs[i + 1:]
+            output = batch + output
+        return einsum_op(*xs[:i], t, *xs[i + 1:], inputs=inputs, output=output)
+    return einsum_jvp
+
+
+def _einsum_vjp(i):
+    def einsum_vjp(g, out, *xs, inputs, output):
+        # The cotangent contracted with the other operands, onto operand i's
+        # letters; letters only operand i has (summed away by it alone) are
+        # broadcast back, repeated letters (a diagonal) are put back on it.
+        target = inputs[i]
+        sizes = dict(zip(target, shape_of(xs[i])))
+        others = [j for j in range(len(xs)) if j != i]
+        available = set(output).union(*(inputs[j] for j in others))
+        unique = "".join(dict.fromkeys(target))
+        kept = "".join(c for c in unique if c in available)
+        ct = einsum_op(g, *(xs[j] for j in others),
+                       inputs=(output,) + tuple(inputs[j] for j in others), output=kept)
+        if kept != unique:
+            ct = reshape(ct, shape=tuple(sizes[c] if c in available else 1 for c in unique))
+            ct = broadcast_to(ct, shape=tuple(sizes[c] for c in unique))
+        if unique != target:
+            ct = _onto_diagonal(ct, unique, target, sizes)
+        return ct
+    return einsum_vjp
+
+
+def _onto_diagonal(ct, unique, target, sizes):
+    """Spread ``ct`` (letters ``unique``) onto the repeated letters of ``target``,
+    e.g. a vector ``i`` onto the diagonal of a matrix ``ii``."""
+    fresh = iter(_fresh_letters((target,), len(target) - len(unique)))
+    renamed, deltas, seen = [], [], set()
+    for c in target:
+        if c in seen:
+            f = next(fresh)
+            renamed.append(f)
+            deltas.append(c + f)
+        else:
+            seen.add(c)
+            renamed.append(c)
+    eyes = [np.eye(sizes[d[0]]) for d in deltas]
+    return einsum_op(ct, *eyes, inputs=(unique,) + tuple(deltas), output="".join(renamed))
+
+
+einsum_op = defop("einsum", _einsum_impl, nargs=None, jvp=_einsum_jvp, vjp=_einsum_vjp,
+                  doc="np.einsum with explicit subscripts (no ellipsis, no broadcasting "
+                      "of size-1 letters). Its rules are einsums with permuted subscripts.")
+
+
+def _parse_einsum(subscripts, arrays):
+    """(inputs, output) subscripts of an einsum call, checked against ``arrays``."""
+    if not isinstance(subscripts, str):
+        raise NotImplementedError("einsum on traced values needs a subscripts string; "
+                                  "the interleaved (operand, sublist) form is not supported")
+    spec = subscripts.replace(" ", "")
+    if "." in spec:
+        raise NotImplementedError("einsum on traced values does not support '...' "
+                                  "(ellipsis): name every axis with a letter")
+    if "->" in spec:
+        lhs, output = spec.split("->")
+    else:  # implicit mode: letters seen once, in alphabetical order
+        lhs = spec
+        output = "".join(sorted(c for c in set(lhs) if c.isalpha() and lhs.count(c) == 1))
+    inputs = tuple(lhs.split(","))
+    if len(inputs) != len(arrays):
+        raise ValueError(f"einsum: {len(inputs)} subscripts for {len(arrays)} operands")
+    sizes = {}
+    for sub, x in zip(inputs, arrays):
+        if len(sub) != len(shape_of(x)):
+            raise ValueError(f"einsum: subscripts {sub!r} for an operand of shape {shape_of(x)}")
+        for c, n in zip(sub, shape_of(x)):
+            if sizes.setdefault(c, n) != n:
+                raise NotImplementedError(
+                    f"einsum: letter {c!r} has sizes {sizes[c]} and {n}; broadcasting "
+                    "size-1 axes is not supported on traced values")
+    if len(set(output)) != len(output) or not set(output) <= set(lhs):
+        raise ValueError(f"einsum: invalid output subscripts {output!r}")
+    return inputs, output
+
+
+def einsum(*operands, out=None, optimize=False, **kwargs):
+    if out is not None:
+        raise TypeError("einsum(..., out=...) cannot hold a traced value: "
+                        "use the returned value instead of out=")
+    if kwargs:
+        raise NotImplementedError(f"einsum: option(s) {sorted(kwargs)} are not supported "
+                                  "on traced values")
+    subscripts, *arrays = operands
+    inputs, output = _parse_einsum(subscripts, arrays)
+    return einsum_op(*arrays, inputs=inputs, output=output)
+
+
+register_numpy(np.einsum, einsum)

@@ -236,23 +236,101 @@ logsumexp_op = defop(
 
 
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
-    """Stable ``log(sum(exp(a)))``; differentiable counterpart of
-    :func:`scipy.special.logsumexp` (``b`` and ``return_sign`` unsupported)."""
+    """Stable ``log(sum(exp(a)))``, differentiable in every mode.
+
+    The counterpart of :func:`scipy.special.logsumexp`, which is a plain Python
+    function that NumPy never hands to dualrev: calling SciPy's version on a
+    traced value raises a ``TypeError`` (it converts its input), so call this
+    one instead.
+
+    Parameters
+    ----------
+    a : array_like
+    axis : None or int or tuple of int
+        Axes to reduce; all by default.
+    b : None
+        Scale factors are not supported.
+    keepdims : bool
+    return_sign : False
+        Not supported.
+
+    Returns
+    -------
+    array
+        The reduction; its derivative is ``softmax(a)``, finite at any ``|a|``.
+
+    See Also
+    --------
+    softmax, log_softmax
+
+    Examples
+    --------
+    >>> import numpy as np, dualrev
+    >>> x = np.array([1000.0, 1000.0])
+    >>> bool(np.isclose(dualrev.logsumexp(x), 1000.0 + np.log(2.0)))
+    True
+    >>> dualrev.grad(dualrev.logsumexp)(np.array([1000.0, -1000.0]))
+    array([1., 0.])
+    """
     if b is not None or return_sign:
-        raise NotImplementedError("dualrev's logsumexp supports b=None, return_sign=False")
+        raise NotImplementedError("dualrev.logsumexp supports b=None and return_sign=False only")
     return logsumexp_op(a, axis=normalize_axis(axis, len(shape_of(a))), keepdims=bool(keepdims))
 
 
 def softmax(x, axis=None):
-    """Stable softmax, the differentiable counterpart of :func:`scipy.special.softmax`."""
+    """Stable softmax, ``exp(x - logsumexp(x))``, differentiable in every mode.
+
+    The counterpart of :func:`scipy.special.softmax` (see :func:`logsumexp`
+    for why SciPy's own cannot be traced).
+
+    Parameters
+    ----------
+    x : array_like
+    axis : None or int or tuple of int
+        Axes the probabilities sum to one over; all by default.
+
+    Returns
+    -------
+    array
+        Same shape as ``x``.
+
+    See Also
+    --------
+    log_softmax, logsumexp
+
+    Examples
+    --------
+    >>> import numpy as np, dualrev
+    >>> dualrev.softmax(np.array([0.0, np.log(3.0)]))
+    array([0.25, 0.75])
+    """
     return np.exp(log_softmax(x, axis=axis))
 
 
 def log_softmax(x, axis=None):
-    """Stable log-softmax (:func:`scipy.special.log_softmax`)."""
+    """Stable log-softmax, ``x - logsumexp(x)``, differentiable in every mode.
+
+    The counterpart of :func:`scipy.special.log_softmax`.
+
+    Parameters
+    ----------
+    x : array_like
+    axis : None or int or tuple of int
+        Axes to normalize over; all by default.
+
+    Returns
+    -------
+    array
+        Same shape as ``x``; finite at any ``|x|``.
+
+    See Also
+    --------
+    softmax, logsumexp
+
+    Examples
+    --------
+    >>> import numpy as np, dualrev
+    >>> dualrev.log_softmax(np.array([1000.0, 0.0]))
+    array([    0., -1000.])
+    """
     return x - logsumexp(x, axis=axis, keepdims=True)
-
-
-register_numpy(sp.logsumexp, logsumexp)
-register_numpy(sp.softmax, softmax)
-register_numpy(sp.log_softmax, log_softmax)

@@ -319,3 +319,172 @@ def normalize_index(index, shape):
 
 def np_getitem(x, index):
     return getitem(x, index=normalize_index(index, shape_of(x)))
+
+
+# ---- composites: flip, roll, split, pad, tile, repeat, diff -------------------
+
+def _axis_index(ndim, axis, item):
+    """An index tuple that applies ``item`` along ``axis`` and keeps the rest."""
+    return (slice(None),) * axis + (item,) + (slice(None),) * (ndim - axis - 1)
+
+
+def _take_along(a, axis, indices):
+    """``a`` indexed by the plain integer array ``indices`` along one axis; in
+    the VJP, repeated indices accumulate."""
+    ndim = len(shape_of(a))
+    return getitem(a, index=_axis_index(ndim, axis, np.asarray(indices, dtype=np.intp)))
+
+
+def _axes_tuple(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    return tuple(int(ax) % ndim for ax in axes)
+
+
+def flip(m, axis=None):
+    index = [slice(None)] * len(shape_of(m))
+    for ax in _axes_tuple(axis, len(shape_of(m))):
+        index[ax] = slice(None, None, -1)
+    return getitem(m, index=tuple(index))
+
+
+def fliplr(m):
+    return flip(m, 1)
+
+
+def flipud(m):
+    return flip(m, 0)
+
+
+def roll(a, shift, axis=None):
+    if axis is None:
+        return reshape(roll(ravel(a), shift, 0), shape=shape_of(a))
+    shape = shape_of(a)
+    axes = _axes_tuple(axis, len(shape))
+    shifts = np.broadcast_to(shift, (len(axes),))
+    for ax, s in zip(axes, shifts):
+        a = _take_along(a, ax, np.roll(np.arange(shape[ax]), int(s)))
+    return a
+
+
+def array_split(ary, indices_or_sections, axis=0):
+    ndim = len(shape_of(ary))
+    axis = axis % ndim
+    pieces = np.array_split(np.arange(shape_of(ary)[axis]), indices_or_sections)
+    return [getitem(ary, index=_axis_index(ndim, axis, _span(p))) for p in pieces]
+
+
+def _span(positions):
+    start = int(positions[0]) if len(positions) else 0
+    return slice(start, start + len(positions))
+
+
+def split(ary, indices_or_sections, axis=0):
+    # np.split on the positions raises NumPy's own error for an unequal split.
+    np.split(np.arange(shape_of(ary)[axis]), indices_or_sections)
+    return array_split(ary, indices_or_sections, axis)
+
+
+def hsplit(ary, indices_or_sections):
+    return split(ary, indices_or_sections, 1 if len(shape_of(ary)) > 1 else 0)
+
+
+def vsplit(ary, indices_or_sections):
+    return split(ary, indices_or_sections, 0)
+
+
+_PAD_COPY_MODES = ("edge", "reflect", "symmetric", "wrap")
+
+
+def pad(array, pad_width, mode="constant", **kwargs):
+    shape = shape_of(array)
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=np.intp), (len(shape), 2))
+    if mode == "constant":
+        return _pad_constant(array, widths, kwargs.pop("constant_values", 0), kwargs)
+    if mode not in _PAD_COPY_MODES or kwargs:
+        raise NotImplementedError(
+            f"np.pad on traced values supports mode='constant' (constant_values) and "
+            f"modes {_PAD_COPY_MODES} without options; got mode={mode!r}"
+            + (f" with {sorted(kwargs)}" if kwargs else ""))
+    for ax, (before, after) in enumerate(widths):
+        if before or after:
+            positions = np.pad(np.arange(shape[ax]), (before, after), mode=mode)
+            array = _take_along(array, ax, positions)
+    return array
+
+
+def _pad_constant(array, widths, constant_values, kwargs):
+    if kwargs:
+        raise NotImplementedError(f"np.pad(mode='constant') options {sorted(kwargs)} "
+                                  "are not supported on traced values")
+    if isinstance(constant_values, Tracer):
+        raise NotImplementedError("np.pad: a traced constant_values is not supported; "
+                                  "pad with 0 and add the constant times a mask")
+    shape = shape_of(array)
+    padded = tuple(int(n + b + a) for n, (b, a) in zip(shape, widths))
+    interior = tuple(slice(int(b), int(b + n)) for n, (b, _) in zip(shape, widths))
+    border = np.pad(np.zeros(shape), widths, constant_values=constant_values)
+    return untake(array, index=interior, shape=padded) + border
+
+
+def tile(A, reps):
+    reps = (int(reps),) if isinstance(reps, (int, np.integer)) else tuple(int(r) for r in reps)
+    shape = shape_of(A)
+    d = max(len(shape), len(reps))
+    shape = (1,) * (d - len(shape)) + shape
+    reps = (1,) * (d - len(reps)) + reps
+    # (1, s0, 1, s1, ...) broadcast to (r0, s0, r1, s1, ...): the VJP sums the copies.
+    spread = tuple(n for s in shape for n in (1, s))
+    copies = tuple(n for r, s in zip(reps, shape) for n in (r, s))
+    tiled = broadcast_to(reshape(A, shape=spread), shape=copies)
+    return reshape(tiled, shape=tuple(r * s for r, s in zip(reps, shape)))
+
+
+def repeat(a, repeats, axis=None):
+    if axis is None:
+        a, axis = ravel(a), 0
+    axis = axis % len(shape_of(a))
+    positions = np.repeat(np.arange(shape_of(a)[axis]), repeats)
+    return _take_along(a, axis, positions)
+
+
+_NO_VALUE = object()
+
+
+def diff(a, n=1, axis=-1, prepend=_NO_VALUE, append=_NO_VALUE):
+    ndim = len(shape_of(a))
+    axis = axis % ndim
+    pieces = [_edge_piece(prepend, a, axis), a, _edge_piece(append, a, axis)]
+    pieces = [p for p in pieces if p is not None]
+    if len(pieces) > 1:
+        a = np_concatenate(pieces, axis=axis)
+    for _ in range(n):
+        a = (getitem(a, index=_axis_index(ndim, axis, slice(1, None)))
+             - getitem(a, index=_axis_index(ndim, axis, slice(None, -1))))
+    return a
+
+
+def _edge_piece(value, a, axis):
+    """``prepend``/``append`` of np.diff as an array with ``a``'s other axes."""
+    if value is _NO_VALUE:
+        return None
+    if shape_of(value) == ():
+        shape = list(shape_of(a))
+        shape[axis] = 1
+        return np_broadcast_to(value, tuple(shape))
+    return value
+
+
+register_numpy(np.flip, flip)
+register_numpy(np.fliplr, fliplr)
+register_numpy(np.flipud, flipud)
+register_numpy(np.roll, roll)
+register_numpy(np.array_split, array_split)
+register_numpy(np.split, split)
+register_numpy(np.hsplit, hsplit)
+register_numpy(np.vsplit, vsplit)
+register_numpy(np.pad, pad)
+register_numpy(np.tile, tile)
+register_numpy(np.repeat, repeat)
+register_numpy(np.diff, diff)

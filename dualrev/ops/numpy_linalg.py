@@ -1,0 +1,261 @@
+"""np.linalg: inv, solve, det, slogdet, cholesky, eigh, eigvalsh and norm.
+
+Every function works on stacks of matrices (leading batch axes). The rules
+use matmul and ``solve`` (never an explicit inverse where a solve does), so
+they can be differentiated again.
+
+``cholesky``, ``eigh`` and ``eigvalsh`` read one triangle of a matrix that
+is taken to be symmetric: their derivatives are with respect to symmetric
+perturbations (a tangent is symmetrized, ``(t + t.T) / 2``, and gradients
+come out symmetric). The derivative of the eigenvectors also needs distinct
+eigenvalues: where two coincide it is ``inf``/NaN.
+"""
+
+import collections
+
+import numpy as np
+
+from ..registry import defnondiff, defop, register_numpy, shape_of, unbroadcast
+from .linalg import _promote, mT
+from .reductions import normalize_axis
+from .shape import reshape
+
+SlogdetResult = collections.namedtuple("SlogdetResult", ["sign", "logabsdet"])
+EighResult = collections.namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
+
+
+def _with_matrix_axes(x):
+    """``x`` of shape ``s`` reshaped to ``s + (1, 1)``."""
+    return reshape(x, shape=shape_of(x) + (1, 1))
+
+
+def _trace(x):
+    return np.trace(x, axis1=-2, axis2=-1)
+
+
+def _sym(t):
+    return (t + mT(t)) / 2
+
+
+# ---- inv, solve ----------------------------------------------------------------
+
+def inv_jvp(t, out, a):
+    return -(out @ t @ out)
+
+
+def inv_vjp(g, out, a):
+    return -(mT(out) @ g @ mT(out))
+
+
+inv = defop("inv", np.linalg.inv, jvp=inv_jvp, vjp=inv_vjp, numpy=np.linalg.inv,
+            doc="Matrix inverse: d inv = -inv @ da @ inv.")
+
+
+def solve_jvp_a(t, out, a, b):
+    return -solve_op(a, _promote(t, a, out) @ out)
+
+
+def solve_jvp_b(t, out, a, b):
+    return solve_op(a, _promote(t, b, out))
+
+
+def solve_vjp_a(g, out, a, b):
+    return unbroadcast(-(solve_op(mT(a), g) @ mT(out)), shape_of(a))
+
+
+def solve_vjp_b(g, out, a, b):
+    return unbroadcast(solve_op(mT(a), g), shape_of(b))
+
+
+solve_op = defop("solve", np.linalg.solve, nargs=2, jvp=(solve_jvp_a, solve_jvp_b),
+                 vjp=(solve_vjp_a, solve_vjp_b), broadcasting=True,
+                 doc="x with a @ x = b, b a stack of matrices. d/db = solve(a.T, g), "
+                     "d/da = -solve(a.T, g) @ x.T.")
+
+
+def solve(a, b):
+    if len(shape_of(b)) == 1:  # a vector right-hand side
+        x = solve_op(a, reshape(b, shape=shape_of(b) + (1,)))
+        return reshape(x, shape=shape_of(x)[:-1])
+    return solve_op(a, b)
+
+
+register_numpy(np.linalg.solve, solve)
+
+
+# ---- det, slogdet ----------------------------------------------------------------
+
+def det_jvp(t, out, a):
+    return out * _trace(solve_op(a, t))
+
+
+def det_vjp(g, out, a):
+    return _with_matrix_axes(g * out) * mT(inv(a))
+
+
+det = defop("det", np.linalg.det, jvp=det_jvp, vjp=det_vjp, numpy=np.linalg.det,
+            doc="Determinant: d det = det * trace(solve(a, da)); NaN/inf at a "
+                "singular matrix.")
+
+
+def logabsdet_jvp(t, out, a):
+    return _trace(solve_op(a, t))
+
+
+def logabsdet_vjp(g, out, a):
+    return _with_matrix_axes(g) * mT(inv(a))
+
+
+logabsdet = defop("logabsdet", lambda a: np.linalg.slogdet(a)[1],
+                  jvp=logabsdet_jvp, vjp=logabsdet_vjp,
+                  doc="log |det a|, the second output of slogdet: d = trace(solve(a, da)).")
+det_sign = defnondiff("det_sign", lambda a: np.linalg.slogdet(a)[0],
+                      doc="The sign of det a, the first output of slogdet: "
+                          "piecewise constant, not differentiated.")
+
+
+def slogdet(a):
+    return SlogdetResult(det_sign(a), logabsdet(a))
+
+
+register_numpy(np.linalg.slogdet, slogdet)
+
+
+# ---- cholesky ------------------------------------------------------------------
+
+def _lower_half_diagonal(n):
+    """The mask of Phi: strictly lower triangle 1, diagonal 1/2."""
+    return np.tril(np.ones((n, n)), -1) + 0.5 * np.eye(n)
+
+
+def cholesky_jvp(t, out, a):
+    # dL = L Phi(L^-1 dA L^-T) for the symmetrized dA.
+    y = solve_op(out, _sym(t))
+    x = mT(solve_op(out, mT(y)))
+    return out @ (x * _lower_half_diagonal(shape_of(a)[-1]))
+
+
+def cholesky_vjp(g, out, a):
+    # The adjoint of cholesky_jvp: sym(L^-T (Phi o (L^T g)) L^-1).
+    p = (mT(out) @ g) * _lower_half_diagonal(shape_of(a)[-1])
+    y = solve_op(mT(out), p)
+    return _sym(mT(solve_op(mT(out), mT(y))))
+
+
+cholesky_op = defop("cholesky", np.linalg.cholesky, jvp=cholesky_jvp, vjp=cholesky_vjp,
+                    doc="Lower Cholesky factor L of a symmetric positive definite a; "
+                        "derivatives for symmetric perturbations.")
+
+
+def cholesky(a, /, *, upper=False):
+    factor = cholesky_op(a)
+    return mT(factor) if upper else factor
+
+
+register_numpy(np.linalg.cholesky, cholesky)
+
+
+# ---- eigh, eigvalsh ------------------------------------------------------------
+
+def eigvalsh_jvp(t, out, a, *, UPLO):
+    # dw_k = v_k^T dA v_k
+    v = eigvecs(a, UPLO=UPLO)
+    return np.sum(v * (_sym(t) @ v), axis=-2)
+
+
+def eigvalsh_vjp(g, out, a, *, UPLO):
+    # V diag(g) V^T
+    v = eigvecs(a, UPLO=UPLO)
+    return (v * np.expand_dims(g, -2)) @ mT(v)
+
+
+eigvalsh = defop("eigvalsh", lambda a, *, UPLO: np.linalg.eigvalsh(a, UPLO),
+                 jvp=eigvalsh_jvp, vjp=eigvalsh_vjp,
+                 doc="Eigenvalues of a symmetric matrix, ascending; "
+                     "derivatives for symmetric perturbations.")
+
+
+def _inverse_gaps(w):
+    """F[i, j] = 1 / (w[j] - w[i]) off the diagonal, 0 on it."""
+    gaps = np.expand_dims(w, -2) - np.expand_dims(w, -1)
+    diagonal = np.eye(shape_of(w)[-1], dtype=bool)
+    return np.where(diagonal, 0.0, 1 / np.where(diagonal, 1.0, gaps))
+
+
+def eigvecs_jvp(t, out, a, *, UPLO):
+    # dV = V (F o (V^T dA V))
+    f = _inverse_gaps(eigvalsh(a, UPLO=UPLO))
+    return out @ (f * (mT(out) @ _sym(t) @ out))
+
+
+def eigvecs_vjp(g, out, a, *, UPLO):
+    # The adjoint of eigvecs_jvp: sym(V (F o (V^T g)) V^T).
+    f = _inverse_gaps(eigvalsh(a, UPLO=UPLO))
+    return _sym(out @ (f * (mT(out) @ g)) @ mT(out))
+
+
+eigvecs = defop("eigvecs", lambda a, *, UPLO: np.linalg.eigh(a, UPLO)[1],
+                jvp=eigvecs_jvp, vjp=eigvecs_vjp,
+                doc="Eigenvectors of a symmetric matrix (the columns), the second "
+                    "output of eigh; derivatives need distinct eigenvalues.")
+
+
+def _check_uplo(UPLO):
+    if UPLO not in ("L", "U"):
+        raise ValueError("UPLO argument must be 'L' or 'U'")
+    return UPLO
+
+
+def eigh(a, UPLO="L"):
+    UPLO = _check_uplo(UPLO)
+    return EighResult(eigvalsh(a, UPLO=UPLO), eigvecs(a, UPLO=UPLO))
+
+
+def np_eigvalsh(a, UPLO="L"):
+    return eigvalsh(a, UPLO=_check_uplo(UPLO))
+
+
+register_numpy(np.linalg.eigh, eigh)
+register_numpy(np.linalg.eigvalsh, np_eigvalsh)
+
+
+# ---- norm ------------------------------------------------------------------------
+
+def _euclidean(x, axis, keepdims):
+    """sqrt(sum(x**2)) with gradient 0 (not NaN) where it is 0."""
+    s = np.sum(x * x, axis=axis, keepdims=keepdims)
+    positive = s > 0
+    return np.where(positive, np.sqrt(np.where(positive, s, 1.0)), 0.0)
+
+
+def _vector_norm(x, ord, axis, keepdims):
+    if ord is None or ord == 2:
+        return _euclidean(x, axis, keepdims)
+    if ord == 1:
+        return np.sum(np.abs(x), axis=axis, keepdims=keepdims)
+    if ord == np.inf:
+        return np.max(np.abs(x), axis=axis, keepdims=keepdims)
+    if ord == -np.inf:
+        return np.min(np.abs(x), axis=axis, keepdims=keepdims)
+    raise NotImplementedError(f"np.linalg.norm on traced values: vector ord={ord!r} is not "
+                              "supported (use None, 1, 2, inf or -inf)")
+
+
+def norm(x, ord=None, axis=None, keepdims=False):
+    ndim = len(shape_of(x))
+    if axis is None and ord is None:
+        return _euclidean(x, normalize_axis(None, ndim), keepdims)
+    if axis is None:
+        if ndim not in (1, 2):
+            raise ValueError("Improper number of dimensions to norm.")
+        axis = tuple(range(ndim))
+    axis = normalize_axis(axis, ndim)
+    if len(axis) == 1:
+        return _vector_norm(x, ord, axis, keepdims)
+    if len(axis) == 2 and ord in (None, "fro"):
+        return _euclidean(x, axis, keepdims)
+    raise NotImplementedError(f"np.linalg.norm on traced values: ord={ord!r} over axes "
+                              f"{axis} is not supported (matrix norms: None or 'fro')")
+
+
+register_numpy(np.linalg.norm, norm)
