@@ -70,7 +70,7 @@ class ForwardTrace:
             t_out = contribution if t_out is None else t_out + contribution
         if t_out is None:
             return out
-        return make_dual(out, t_out, self)
+        return (ArrayDual if getattr(out, "shape", ()) else Dual)(out, t_out, self)
 
     def unpack(self, x):
         """(primal, tangent) of ``x`` at this level; tangent None if constant."""

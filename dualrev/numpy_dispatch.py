@@ -42,6 +42,30 @@ class UnsupportedFunctionError(NotImplementedError):
     """A NumPy or SciPy function that dualrev has no rule for met a traced value."""
 
 
+_NO_PARAMS = {}
+
+
+def _operator(op):
+    """The method and reflected method of a binary Python operator.
+
+    With a plain operand, the traced value's own trace processes the op
+    directly (the hot path of scalar loops); otherwise ``bind`` finds the
+    innermost trace.
+    """
+    def method(self, other):
+        if isinstance(other, Tracer):
+            return bind(op, self, other)
+        return self._trace.process(op, (self, other), _NO_PARAMS)
+
+    def reflected(self, other):
+        if isinstance(other, Tracer):
+            return bind(op, other, self)
+        return self._trace.process(op, (other, self), _NO_PARAMS)
+
+    method.__name__, reflected.__name__ = f"__{op.name}__", f"__r{op.name}__"
+    return method, reflected
+
+
 class TracedArray(Tracer):
     """NumPy-compatible behaviour shared by every traced value.
 
@@ -135,18 +159,12 @@ class TracedArray(Tracer):
         return linalg.mT(self)
 
     # ---- operators --------------------------------------------------------
-    def __add__(self, other): return bind(ar.add, self, other)
-    def __radd__(self, other): return bind(ar.add, other, self)
-    def __sub__(self, other): return bind(ar.subtract, self, other)
-    def __rsub__(self, other): return bind(ar.subtract, other, self)
-    def __mul__(self, other): return bind(ar.multiply, self, other)
-    def __rmul__(self, other): return bind(ar.multiply, other, self)
-    def __truediv__(self, other): return bind(ar.divide, self, other)
-    def __rtruediv__(self, other): return bind(ar.divide, other, self)
-    def __pow__(self, other): return bind(ar.power, self, other)
-    def __rpow__(self, other): return bind(ar.power, other, self)
-    def __mod__(self, other): return bind(ar.remainder, self, other)
-    def __rmod__(self, other): return bind(ar.remainder, other, self)
+    __add__, __radd__ = _operator(ar.add)
+    __sub__, __rsub__ = _operator(ar.subtract)
+    __mul__, __rmul__ = _operator(ar.multiply)
+    __truediv__, __rtruediv__ = _operator(ar.divide)
+    __pow__, __rpow__ = _operator(ar.power)
+    __mod__, __rmod__ = _operator(ar.remainder)
     def __floordiv__(self, other): return np.floor_divide(self, other)
     def __rfloordiv__(self, other): return np.floor_divide(other, self)
     def __matmul__(self, other): return linalg.matmul(self, other)

@@ -80,7 +80,7 @@ class Tape:
             return out
         records = self.records
         records.append((op, vals, params, out, parents))
-        return make_node(out, self, len(records) - 1)
+        return (ArrayNode if getattr(out, "shape", ()) else Node)(out, self, len(records) - 1)
 
     def index_of(self, x):
         """The tape position of ``x``, or None if it is not on this tape."""
