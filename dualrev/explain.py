@@ -271,7 +271,8 @@ def _stages(tape, inputs, pinned):
             absorbed.update({chain, records[chain][4][0][1],
                              records[records[chain][4][0][1]][4][0][1]})
             stage = Stage(i, SIGMOID, [records[x][3] if records[x] else inputs[x]],
-                          {}, r[3], [(0, x)], written="1 / (1 + exp(-{0}))")
+                          {}, r[3], [(0, x)],
+                          written=_const(r[1][0]) + " / (1 + exp(-{0}))")
         else:
             op, vals, params, out, parents = r
             kind = "view" if op.name == "getitem" and _is_basic(params.get("index")) \
@@ -802,16 +803,18 @@ explain.name = name
 # ---- checking a student's staged gradients -------------------------------------
 
 class Mismatch:
-    """The first wrong gradient: its ``name``, ``got``, ``expected``, ``hint``."""
+    """The first wrong gradient: ``name`` in the trace, the student's ``key``,
+    ``got``, ``expected``, the expected steps ``lines`` and a ``hint``."""
 
-    __slots__ = ("name", "got", "expected", "lines", "hint")
+    __slots__ = ("name", "key", "got", "expected", "lines", "hint")
 
-    def __init__(self, name, got, expected, lines, hint):
-        self.name, self.got, self.expected = name, got, expected
+    def __init__(self, name, key, got, expected, lines, hint):
+        self.name, self.key, self.got, self.expected = name, key, got, expected
         self.lines, self.hint = lines, hint
 
     def __str__(self):
-        text = [f"d{self.name} is wrong: you have {_num(self.got)}, "
+        called = "" if self.key == f"d{self.name}" else f" ({self.key})"
+        text = [f"d{self.name}{called} is wrong: you have {_num(self.got)}, "
                 f"expected {_num(self.expected)}"]
         text += [f"  expected steps: {line}" for line in self.lines]
         if self.hint:
@@ -870,8 +873,8 @@ def _hint(ex, target, got, rtol, atol):
                     c = parts[n - size]
                     return (f"this is only the last {size} of {n} contributions: the "
                             f"line for '{c.stage.name} = {ex._expression(c.stage)}' "
-                            f"wrote d{target} = where d{target} += belongs ({target} is "
-                            "used several times, and a fork adds the gradients)")
+                            f"sets 'd{target} = ...' where 'd{target} += ...' belongs "
+                            f"({target} is used {n} times, and a fork adds the gradients)")
                 missing = ", ".join(parts[k].stage.name for k in range(n)
                                     if k not in subset)
                 return (f"the contribution through {missing} is missing: a value used "
@@ -947,18 +950,18 @@ def check_backprop(f, args, manual, *, names=None, rtol=1e-7, atol=1e-12):
         if target is None:
             raise ValueError(f"{key!r} names nothing in the trace; its gradients are "
                              + ", ".join(f"d{n}" for n in dict.fromkeys(order)))
-        wanted[target] = value
+        wanted[target] = (key, value)
     checked = []
     for target in dict.fromkeys(order):
         if target not in wanted:
             continue
         expected = ex.adjoints.get(target, 0.0)
-        got = wanted[target]
+        key, got = wanted[target]
         if not _close(got, expected, rtol, atol):
             lines = [_rev_line(ex, c.stage, c.pos, c.target, c.local, c.upstream,
                                c.value, c.first, 2).split("   # fork")[0]
                      for c in ex.contributions if c.target.name == target]
             return BackpropCheck(checked, Mismatch(
-                target, got, expected, lines, _hint(ex, target, got, rtol, atol)), ex)
+                target, key, got, expected, lines, _hint(ex, target, got, rtol, atol)), ex)
         checked.append(target)
     return BackpropCheck(checked, None, ex)
