@@ -17,12 +17,14 @@ family          ops                                         flops of one record
 elementwise     add, multiply, sin, tanh, where, ... (any   output size
                 op not listed below)
 matmul          matmul                                      ``2 * m * k * n``
+einsum          einsum                                      2 per index-space point
 reduction       sum, amax, amin, prod, cumsum, cumprod,     input size
                 logsumexp
 shape/indexing  reshape, transpose, broadcast_to,           0
-                concatenate, getitem, untake
-linalg          solve, inv, det, slogdet, cholesky,         ``2/3 n^3``-style
-                eigh, ...                                   estimates (see table)
+                concatenate, getitem, untake, ...
+linalg          solve ``2/3 n^3 + 2 n^2 k``, det and        textbook estimates
+                logabsdet ``2/3 n^3``, inv ``2 n^3``,
+                cholesky ``n^3/3``, eigvalsh/eigvecs ``9 n^3``
 ==============  ==========================================  ======================
 
 A derivative rule (JVP or VJP) applied to one argument of a record costs,
@@ -82,6 +84,14 @@ def _matmul(vals, params, out):
     return 2 * _size(out) * (a[-1] if a else 1)
 
 
+def _einsum(vals, params, out):
+    """Two flops per point of the full index space, as a two-operand contraction."""
+    sizes = {}
+    for letters, x in zip(params["inputs"], vals):
+        sizes.update(zip(letters, shape_of(x)))
+    return 2 * int(np.prod(list(sizes.values()) or [1]))
+
+
 def _reduction(vals, params, out):
     return _size(vals[0])
 
@@ -113,15 +123,17 @@ def _solve(vals, params, out):
 #: symmetric eigensolver.
 FLOP_MODEL = {
     "matmul": ({"matmul", "dot", "tensordot"}, _matmul),
+    "einsum": ({"einsum"}, _einsum),
     "reduction": ({"sum", "amax", "amin", "prod", "cumsum", "cumprod", "logsumexp",
                    "mean", "max", "min"}, _reduction),
     "shape": ({"reshape", "transpose", "broadcast_to", "concatenate", "getitem",
-               "untake", "squeeze", "expand_dims", "take", "flip", "roll", "pad"}, _free),
+               "untake", "squeeze", "expand_dims", "take", "flip", "roll", "pad", "tile",
+               "repeat"}, _free),
     "linalg": ({"solve"}, _solve),
-    "linalg-lu": ({"det", "slogdet", "lu"}, _cubic(2 / 3)),
+    "linalg-lu": ({"det", "slogdet", "logabsdet", "lu"}, _cubic(2 / 3)),
     "linalg-inv": ({"inv"}, _cubic(2)),
     "linalg-cholesky": ({"cholesky"}, _cubic(1 / 3)),
-    "linalg-eigh": ({"eigh", "eigvalsh", "svd"}, _cubic(9)),
+    "linalg-eigh": ({"eigh", "eigvalsh", "eigvecs", "svd"}, _cubic(9)),
 }
 
 _RULE_OF = {name: rule for names, rule in FLOP_MODEL.values() for name in names}
