@@ -172,9 +172,10 @@ def _hvp_leaves(f, x_leaves, treedef, v_leaves, mode, args):
     if h == 0.0:
         return [_zeros(x) for x in x_leaves]
     grad_f = grad(f_of_leaves, nums)
-    plus = grad_f(*[x + h * v for x, v in zip(x_leaves, v_leaves)])
-    minus = grad_f(*[x - h * v for x, v in zip(x_leaves, v_leaves)])
-    return [(p - m) / (2 * h) for p, m in zip(plus, minus)]
+    steps = [h * v for v in v_leaves]
+    plus = grad_f(*[x + s for x, s in zip(x_leaves, steps)])
+    minus = grad_f(*[x - s for x, s in zip(x_leaves, steps)])
+    return [(p - m) * (0.5 / h) for p, m in zip(plus, minus)]
 
 
 def hvp(f, x, v, mode="rev-rev", *, args=()):

@@ -6,6 +6,7 @@ Rosenbrock at n = 100 ... 10^6 (SciPy's ``rosen_der`` and
 prints every cost at n = 10^6 as a multiple of one evaluation of ``rosen``.
 """
 
+import time
 import timeit
 
 import numpy as np
@@ -141,9 +142,10 @@ class MLPReference:
 def rosen_ratios(n=1_000_000, repeat=7):
     """Costs at ``n`` as multiples of one ``rosen`` evaluation.
 
-    Each cost is the best of ``repeat`` single runs; the runs are
-    interleaved (every cost once per round) so that load on the machine
-    during the measurement falls on all of them alike.
+    Each cost is the best of ``repeat`` single runs in CPU time of this
+    process (``time.process_time``: page faults included, time lost to other
+    processes on a shared machine not); the runs are interleaved, every cost
+    once per round, so that whatever load remains falls on all alike.
     """
     x, v = rosen_point(n), rng(1).standard_normal(n)
     grad = dualrev.grad(rosen_numpy)
@@ -160,7 +162,8 @@ def rosen_ratios(n=1_000_000, repeat=7):
     seconds = {name: np.inf for name in costs}
     for _ in range(repeat):
         for name, fn in costs.items():
-            seconds[name] = min(seconds[name], timeit.timeit(fn, number=1))
+            seconds[name] = min(seconds[name],
+                                timeit.timeit(fn, number=1, timer=time.process_time))
     return {name: (s, s / seconds["f"]) for name, s in seconds.items()}
 
 
