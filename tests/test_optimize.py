@@ -1,5 +1,8 @@
 """dualrev.optimize: the SciPy adapter, its caching, and Hessian-free."""
 
+import importlib.util
+import pathlib
+
 import numpy as np
 import pytest
 import scipy.optimize
@@ -285,3 +288,31 @@ def test_hessian_free_verbose_prints_one_line_per_iteration(capsys):
 def test_gauss_newton_needs_a_split_loss():
     with pytest.raises(TypeError, match="ModelLoss"):
         hessian_free(rosen, np.zeros(2), curvature="gauss-newton")
+
+
+# ---- the runnable examples ---------------------------------------------------------
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+def _load_example(name):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name, kwargs", [("logistic_regression", {}),
+                                          ("rosenbrock", {"n": 500})])
+def test_examples_run(name, kwargs, capsys):
+    _load_example(name).main(**kwargs)
+    out = capsys.readouterr().out
+    assert "nhev" in out or "nit" in out
+
+
+def test_mlp_example_reaches_a_low_loss(capsys, tmp_path):
+    example = _load_example("mlp_hessian_free")
+    example.main(str(tmp_path / "curves.png"))
+    out = capsys.readouterr().out
+    final = out.split("after")[-1]
+    assert "accuracy 1.000" in final.splitlines()[1]  # the Hessian-free line
