@@ -10,6 +10,7 @@ from .api import (choose_mode, derivative, grad, jacfwd, jacobian, jacrev, jvp,
 from .hvp import HVPOperator, hessian, hvp, hvp_operator, value_grad_hvp
 from .explain import check_backprop, explain
 from .numpy_dispatch import UnsupportedFunctionError
+from . import optimize
 from .ops.reductions import log_softmax, logsumexp, softmax
 from .registry import OPS, defbinary, defnondiff, defop, defunary, register_numpy
 
@@ -20,4 +21,4 @@ __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "jacobian
            "defbinary", "defnondiff", "register_numpy", "OPS",
            "UnsupportedFunctionError", "logsumexp", "softmax", "log_softmax",
            "hvp", "hvp_operator", "value_grad_hvp", "hessian", "HVPOperator",
-           "explain", "check_backprop"]
+           "explain", "check_backprop", "optimize"]
