@@ -185,18 +185,23 @@ cumsum = defop("cumsum", lambda x, *, axis: np.cumsum(x, axis=axis), vjp=cumsum_
                linear=(0,), doc="Cumulative sum along a negative axis.")
 
 
-def cumprod_jvp(t, out, x, *, axis):
-    return cumsum(t / x, axis=axis) * out
+def cumprod(x, *, axis):
+    """Cumulative product along a negative axis, by log2(n) shifted products.
 
-
-def cumprod_vjp(g, out, x, *, axis):
-    return cumsum_vjp(g * out, out, x, axis=axis) / x
-
-
-cumprod = defop("cumprod", lambda x, *, axis: np.cumprod(x, axis=axis),
-                jvp=cumprod_jvp, vjp=cumprod_vjp,
-                doc="Cumulative product along a negative axis. Its derivative divides "
-                    "by x: NaN where x is exactly 0.")
+    Not a primitive: the Hillis-Steele scan multiplies each prefix by the
+    prefix ``shift`` places before it, doubling ``shift``. Its derivatives are
+    those of ``multiply``, so they are exact at zeros at every order (a rule
+    that divides by ``x`` would give NaN there).
+    """
+    n = shape_of(x)[axis]
+    shift = 1
+    while shift < n:
+        ones = np.ones(shape_of(x)[:len(shape_of(x)) + axis] + (shift,)
+                       + shape_of(x)[len(shape_of(x)) + axis + 1:])
+        head = (Ellipsis, slice(0, n - shift)) + (slice(None),) * (-axis - 1)
+        x = x * concatenate(ones, getitem(x, index=head), axis=axis)
+        shift *= 2
+    return x
 
 
 def _cumulative(op, name):
