@@ -1,0 +1,99 @@
+"""Tape overhead: many tiny ops, and a realistic loss against hand-written backprop.
+
+``TapeOverhead`` runs the scalar chain ``acc = sin(acc) * x + 0.5`` for 2,000
+steps (6,000 primitives) and a Python loop indexing 2,000 elements (10,000
+primitives: two ``getitem``, ``sin``, ``multiply``, ``add`` per element);
+``track_grad_us_per_primitive`` divides the gradient's time by the number of
+primitives on its tape. ``MLPLoss`` times the loss, its dualrev gradient and
+the hand-written gradient of :func:`.common.mlp_loss_grad_by_hand`.
+"""
+
+import timeit
+
+import numpy as np
+
+import dualrev
+from dualrev.compare import tape_cost
+from dualrev.reverse import Tape
+
+from .common import (indexing_loop, indexing_loop_grad_by_hand, mlp_loss,
+                     mlp_loss_grad_by_hand, mlp_problem, rng, scalar_chain,
+                     scalar_chain_deriv_by_hand)
+
+
+def _median_seconds(fn, repeat=5):
+    return float(np.median(timeit.repeat(fn, number=1, repeat=repeat)))
+
+
+class TapeOverhead:
+    """Per-primitive cost of recording and sweeping a long tape of tiny ops."""
+
+    params = [["scalar_chain", "indexing_loop"]]
+    param_names = ["workload"]
+
+    def setup(self, workload):
+        if workload == "scalar_chain":
+            self.f, self.x, self.by_hand = scalar_chain, 0.3, scalar_chain_deriv_by_hand
+        else:
+            self.f, self.x = indexing_loop, rng(0).uniform(-1.0, 1.0, 2000)
+            self.by_hand = indexing_loop_grad_by_hand
+        self.grad = dualrev.grad(self.f)
+        tape = Tape()
+        self.f(tape.input(self.x))
+        self.primitives = tape_cost(tape).ops
+
+    def time_f(self, workload):
+        self.f(self.x)
+
+    def time_grad(self, workload):
+        self.grad(self.x)
+
+    def time_grad_by_hand(self, workload):
+        self.by_hand(self.x)
+
+    def track_primitives(self, workload):
+        return self.primitives
+
+    track_primitives.unit = "primitives"
+
+    def track_grad_us_per_primitive(self, workload):
+        return 1e6 * _median_seconds(lambda: self.grad(self.x)) / self.primitives
+
+    track_grad_us_per_primitive.unit = "us"
+
+    def track_f_us_per_primitive(self, workload):
+        return 1e6 * _median_seconds(lambda: self.f(self.x)) / self.primitives
+
+    track_f_us_per_primitive.unit = "us"
+
+
+class MLPLoss:
+    """Two-layer MLP (batch 128, 784-256-10): loss, gradient, hand-written gradient."""
+
+    def setup(self):
+        self.params, self.X, self.y = mlp_problem()
+        self.grad = dualrev.grad(mlp_loss)
+
+    def time_loss(self):
+        mlp_loss(self.params, self.X, self.y)
+
+    def time_grad(self):
+        self.grad(self.params, self.X, self.y)
+
+    def time_grad_by_hand(self):
+        mlp_loss_grad_by_hand(self.params, self.X, self.y)
+
+    def _ratio(self, numerator, denominator):
+        return _median_seconds(numerator, 7) / _median_seconds(denominator, 7)
+
+    def track_grad_over_loss(self):
+        return self._ratio(lambda: self.grad(self.params, self.X, self.y),
+                           lambda: mlp_loss(self.params, self.X, self.y))
+
+    track_grad_over_loss.unit = "ratio"
+
+    def track_grad_over_by_hand(self):
+        return self._ratio(lambda: self.grad(self.params, self.X, self.y),
+                           lambda: mlp_loss_grad_by_hand(self.params, self.X, self.y))
+
+    track_grad_over_by_hand.unit = "ratio"
