@@ -27,6 +27,9 @@ CONVERSION_HINT = (
     "use dualrev.stop_gradient(x).\n"
     "  - a[i] = x, writing into a plain array: build the array from traced values "
     "instead, e.g. np.stack([...]), np.concatenate, or np.where(mask, x, a).\n"
+    "  - scipy.special.logsumexp / softmax / log_softmax are plain Python functions "
+    "that NumPy never hands to dualrev: call dualrev.logsumexp / dualrev.softmax / "
+    "dualrev.log_softmax instead.\n"
     "  - a NumPy/SciPy function without a dualrev rule converted its input: "
     + REGISTRATION_HINT + ".")
 
