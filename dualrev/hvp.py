@@ -162,7 +162,9 @@ def _hvp_leaves(f, x_leaves, treedef, v_leaves, mode, args):
     if mode == "rev-rev":
         return GradRecording(f, unflatten(treedef, x_leaves), args).reverse(v_leaves)
     if mode == "fwd-rev":
-        return list(jvp(grad(f_of_leaves, nums), x_leaves, v_leaves)[1])
+        tangents = jvp(grad(f_of_leaves, nums), x_leaves, v_leaves)[1]
+        # None: that gradient leaf is constant in x (zero Hessian rows).
+        return [_zeros(x) if t is None else t for t, x in zip(tangents, x_leaves)]
 
     if mode == "rev-fwd":
         def directional(*leaves):

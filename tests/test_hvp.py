@@ -13,7 +13,7 @@ from scipy.sparse.linalg import cg, eigsh, minres
 
 import dualrev
 from dualrev.hvp import HVP_MODES, OPERATOR_MODES, GradRecording
-from dualrev.tree import ravel_pytree
+from dualrev.tree import flatten, ravel_pytree
 
 EXACT_MODES = ("rev-rev", "fwd-rev", "rev-fwd")
 
@@ -157,8 +157,8 @@ def recorded_ops(f, x):
 
 @pytest.mark.parametrize("f, low, high, ops", CASES)
 def test_case_exercises_its_ops(f, low, high, ops):
-    composite = {"mean", "var"}   # recorded as the primitives they are made of
-    assert set(ops) - composite <= recorded_ops(f, np.linspace(low, high, 5))
+    primitives = set(ops) & set(dualrev.OPS)   # composites record their primitives
+    assert primitives <= recorded_ops(f, np.linspace(low, high, 5))
 
 
 def hessian_of_case(f, x):
@@ -182,6 +182,47 @@ def test_modes_agree_and_are_symmetric(f, low, high, ops):
     close(H @ v, Hv["rev-rev"], 1e-10)
     for mode in OPERATOR_MODES:
         close(dualrev.hvp_operator(f, x, mode=mode) @ v, Hv["rev-rev"], 1e-10)
+
+
+def spec_cases():
+    """One case per differentiable spec of tests/op_specs.py: its largest shapes."""
+    try:
+        from op_specs import SPECS
+    except ImportError:   # the registry's specs live with the op tests
+        return []
+    return [pytest.param(spec, max(spec.shapes, key=lambda shapes: sum(map(len, shapes))),
+                         id=spec.name) for spec in SPECS if spec.differentiable]
+
+
+def scalar_of_spec(spec, args):
+    """``x -> sum(cos(leaf) * weights)`` over the op's output, ``x`` its float arguments."""
+    floats = [i for i, a in enumerate(args) if np.asarray(a).dtype.kind == "f"]
+
+    def scalar(x):
+        full = list(args)
+        for i, xi in zip(floats, x):
+            full[i] = xi
+        leaves = flatten(spec.fn(*full))[0]
+        return sum(np.sum(np.cos(leaf) * np.linspace(0.5, 1.5, np.size(leaf)).reshape(np.shape(leaf)))
+                   for leaf in leaves)
+    return scalar, tuple(args[i] for i in floats)
+
+
+@pytest.mark.parametrize("spec, shapes", spec_cases())
+def test_registry_ops_modes_agree_and_are_symmetric(spec, shapes):
+    rng = np.random.default_rng(10)
+    scalar, x = scalar_of_spec(spec, spec.draw(shapes, rng))
+    flat, unravel = ravel_pytree(x)
+    u, v = unravel(rng.standard_normal(flat.size)), unravel(rng.standard_normal(flat.size))
+    Hv = {mode: ravel_pytree(dualrev.hvp(scalar, x, v, mode=mode))[0] for mode in HVP_MODES}
+    Hu = ravel_pytree(dualrev.hvp(scalar, x, u))[0]
+    for mode in EXACT_MODES:
+        close(Hv[mode], Hv["rev-rev"], 1e-10)
+    close(Hv["fd"], Hv["rev-rev"], 1e-4)
+    uf, vf = ravel_pytree(u)[0], ravel_pytree(v)[0]
+    assert uf @ Hv["rev-rev"] == pytest.approx(vf @ Hu, rel=1e-9, abs=1e-10)
+    for mode in OPERATOR_MODES:
+        close(dualrev.hvp_operator(scalar, x, mode=mode) @ vf, Hv["rev-rev"], 1e-10)
 
 
 def test_polygamma_in_the_hessian():
@@ -244,6 +285,14 @@ def test_value_grad_hvp_matches_separate_calls(tree_problem):
 def test_scalar_argument():
     assert float(dualrev.hvp(lambda x: x ** 4, 2.0, 1.5)) == pytest.approx(48 * 1.5)
     assert float(dualrev.hvp(lambda x: x ** 4, 2.0, 1.5, mode="rev-fwd")) == pytest.approx(72.0)
+
+
+@pytest.mark.parametrize("mode", HVP_MODES)
+def test_leaf_without_curvature_gets_zeros(mode):
+    x, y = np.array([1.0, 2.0]), np.array([3.0, 4.0, 5.0])
+    Hv = dualrev.hvp(lambda t: np.sum(t[0] ** 3) + np.sum(t[1]), (x, y), (x, y), mode=mode)
+    close(Hv[0], 6 * x * x, 1e-6 if mode == "fd" else 1e-15)
+    assert_allclose(Hv[1], np.zeros(3), atol=1e-6 if mode == "fd" else 0)
 
 
 def test_function_independent_of_x_has_zero_hessian():
