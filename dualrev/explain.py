@@ -149,7 +149,7 @@ def _num(v, digits=None):
     a = np.asarray(_plain(v))
     if a.dtype == bool:
         a = a.astype(float)
-    if a.size > 16:
+    if a.size > 8:
         return f"<array of shape {a.shape}>"
     if a.ndim == 0:
         x = float(a) + 0.0  # no -0.0
