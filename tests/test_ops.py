@@ -101,6 +101,24 @@ def test_jacfwd_equals_jacrev(spec, shapes):
                        dualrev.jacrev(spec.fn, argnums)(*args))
 
 
+@pytest.mark.parametrize("spec, shapes", DIFFERENTIABLE)
+def test_hessians_agree_across_mode_compositions(spec, shapes):
+    # Forward over forward pushes batched tangents through rules that are
+    # themselves traced; reverse over reverse sweeps a recorded backward pass.
+    args = draw(spec, shapes)
+    weights = np.random.default_rng(1).standard_normal(np.shape(spec.expected(*args)))
+    argnums = tuple(range(len(args)))
+
+    def weighted_sum(*xs):
+        return np.sum(spec.fn(*xs) * weights)
+
+    rev_rev = dualrev.jacrev(dualrev.grad(weighted_sum, argnums), argnums)(*args)
+    assert_trees_close(dualrev.jacfwd(dualrev.jacfwd(weighted_sum, argnums), argnums)(*args),
+                       rev_rev, rtol=1e-8, atol=1e-10)
+    assert_trees_close(dualrev.jacfwd(dualrev.grad(weighted_sum, argnums), argnums)(*args),
+                       rev_rev, rtol=1e-8, atol=1e-10)
+
+
 # ---- properties over random shapes -----------------------------------------------
 
 PROPERTY_SETTINGS = settings(max_examples=15, deadline=None, derandomize=True)
