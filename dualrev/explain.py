@@ -322,9 +322,9 @@ def _input_names(f, args):
 
 
 def _record(f, args):
-    """Run ``f`` on a fresh tape: (tape, input stages, treedefs, out, labels)."""
+    """Run ``f`` on a fresh tape: (tape, input stages, out, labels)."""
     tape = Tape()
-    inputs, traced, treedefs = [], [], []
+    inputs, traced = [], []
     for pname, arg in zip(_input_names(f, args), args):
         leaves, treedef = flatten(arg)
         nodes = []
@@ -335,7 +335,6 @@ def _record(f, args):
             inputs.append(stage)
             nodes.append(node)
         traced.append(unflatten(treedef, nodes))
-        treedefs.append(treedef)
     labelled = []
     token = _LABELS.set(labelled)
     try:
@@ -351,7 +350,7 @@ def _record(f, args):
         i = _on_tape(value, tape)
         if i is not None:
             labels[i] = label
-    return tape, inputs, treedefs, out, labels
+    return tape, inputs, out, labels
 
 
 def _assign_names(stages, inputs, labels, out_index, names):
@@ -663,7 +662,7 @@ def _fwd_line(ex, s, terms, total):
     return text + f" = {_num(total)}"
 
 
-def _fwd_seeds(inputs, treedefs, seed):
+def _fwd_seeds(inputs, seed):
     """Tangent passes: (title, {index: tangent}) for each."""
     if seed is None:
         return [(f"tangent pass {k + 1} of {len(inputs)} (forward mode): "
@@ -753,7 +752,7 @@ def explain(f, *args, names=None, mode="rev", seed=None):
     """
     if mode not in ("rev", "fwd"):
         raise ValueError(f"mode must be 'rev' or 'fwd', not {mode!r}")
-    tape, inputs, treedefs, out, labels = _record(f, args)
+    tape, inputs, out, labels = _record(f, args)
     if isinstance(out, (tuple, list, dict)):
         raise TypeError("explain needs a function returning one array or scalar")
     out_index = tape.index_of(out)
@@ -774,7 +773,7 @@ def explain(f, *args, names=None, mode="rev", seed=None):
     if mode == "rev":
         _backward(ex, all_stages, out_index, _rev_seed(out, seed))
         return ex
-    for title, seeds in _fwd_seeds(inputs, treedefs, seed):
+    for title, seeds in _fwd_seeds(inputs, seed):
         lines, tangents = _forward_pass(ex, all_stages, seeds, title)
         ex.tangents.append(tangents)
         ex.backward_lines += lines + [
