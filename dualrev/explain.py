@@ -36,7 +36,7 @@ import numpy as np
 from .api import as_float
 from .numpy_dispatch import TracedArray
 from .registry import OPS, Tracer, shape_of
-from .reverse import Node, Tape
+from .reverse import Tape
 from .tree import flatten, unflatten
 
 __all__ = ["explain", "name", "check_backprop", "Explanation", "BackpropCheck"]
