@@ -304,6 +304,8 @@ def _linalg():
              label="outer"),
         Spec("einsum", lambda a, b: np.einsum("ij,k", a, b), (((2, 3), (2,)),),
              label="implicit-summed-by-one"),
+        Spec("einsum", lambda a, b: np.einsum("ii,i->", a, b), (((3, 3), (3,)),),
+             label="diagonal-dot"),
         Spec("einsum", lambda a, b, c: np.einsum("ij,jk,k->i", a, b, c),
              (((2, 3), (3, 2), (2,)),), label="three"),
         Spec("inv", np.linalg.inv, SQUARE, domains=WELL_CONDITIONED),

@@ -182,3 +182,26 @@ def test_einsum_agrees_with_matmul(dims, batch, seed):
     gm = dualrev.grad(lambda a, b: np.sum(np.sin(a @ b)), (0, 1))(a, b)
     assert_trees_close(ga, gm)
     check_grads(lambda a, b: np.einsum(sub, a, b), (a, b), order=1)
+
+
+# ---- what is not supported says so -------------------------------------------------
+
+A = np.arange(1.0, 5.0).reshape(2, 2)
+UNSUPPORTED = {
+    "einsum-ellipsis": (lambda a: np.einsum("...ij,...jk", a, a), A, r"ellipsis"),
+    "einsum-interleaved": (lambda a: np.einsum(a, [0, 1], a, [1, 2]), A, r"interleaved"),
+    "einsum-size-one-broadcast": (lambda a: np.einsum("ij,ij->", a, a[:1]), A,
+                                  r"broadcasting"),
+    "norm-matrix-2": (lambda a: np.linalg.norm(a, 2), A, r"ord=2"),
+    "norm-vector-3": (lambda a: np.linalg.norm(a[0], 3), A, r"ord=3"),
+    "pad-linear-ramp": (lambda a: np.pad(a, 1, mode="linear_ramp"), A, r"linear_ramp"),
+    "logsumexp-scale": (lambda a: dualrev.logsumexp(a, b=a), A, r"b=None"),
+}
+
+
+@pytest.mark.parametrize("jac", [dualrev.jacfwd, dualrev.jacrev], ids=["fwd", "rev"])
+@pytest.mark.parametrize("name", sorted(UNSUPPORTED))
+def test_unsupported_variants_raise_not_implemented(name, jac):
+    f, x, message = UNSUPPORTED[name]
+    with pytest.raises(NotImplementedError, match=message):
+        jac(f)(x)
