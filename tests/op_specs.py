@@ -208,8 +208,6 @@ def _reductions():
         Spec("sum", lambda x: np.var(x, axis=1, ddof=1), MATRIX, label="var"),
         Spec("sum", lambda x: np.std(x, axis=0), MATRIX, label="std"),
         Spec("sum", lambda x: x.sum(axis=1), MATRIX, label="method"),
-        Spec("amax", lambda x: np.max(x * np.array([1.0, 1.0, 0.0]), axis=0),
-             (((3,),),), domains=POSITIVE, label="zeros-tie-free"),
         Spec("prod", lambda x: np.prod(x * np.array([1.0, 0.0, 1.0])), (((3,),),),
              label="with-zero"),
         Spec("cumsum", np.cumsum, UNARY_SHAPES[1:], label="flat"),
