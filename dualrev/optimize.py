@@ -577,41 +577,25 @@ def hessian_free(loss, params, batches=None, *, maxiter=100, curvature="hessian"
     value = np.nan
     for k in range(maxiter):
         batch = next_batch(k)
-        point = unravel(x)
-        if curvature == "hessian":
-            model = _HessianCurvature(loss, point, batch, hvp_mode)
-        else:
-            model = _GaussNewtonCurvature(loss, point, batch, unravel, hvp_mode)
+        model = _curvature_at(loss, unravel(x), batch, curvature, unravel, hvp_mode)
         value, g = model.value, model.grad
         grad_norm = float(np.linalg.norm(g))
         if grad_norm < gtol:
             message, success = "gradient norm below gtol", True
             break
+        direction, phi, cg_iterations = _newton_direction(
+            model, g, damping, warm_start_decay * direction, cg_maxiter, cg_tol)
 
-        def damped(v, lam=damping):
-            return model.matvec(v) + lam * v
-        d, phi, cg_iterations = _martens_cg(damped, g, warm_start_decay * direction,
-                                            cg_maxiter, cg_tol)
-        if not np.any(d):  # negative curvature at once: a gradient step
-            d = -g / damping
-        direction = d
-
-        def loss_at(step):
-            return float(loss(unravel(x + step * d), *batch))
+        def loss_at(alpha, d=direction, batch=batch):
+            return float(loss(unravel(x + alpha * d), *batch))
         new_value = loss_at(1.0)
-        predicted = phi - 0.5 * damping * (d @ d)  # the undamped model's decrease
-        rho = (new_value - value) / predicted if predicted < 0.0 else -np.inf
-        used_damping = damping
-        if rho < 0.25:
-            damping *= 1.5
-        elif rho > 0.75:
-            damping *= 2.0 / 3.0
-        alpha, new_value = _backtrack(loss_at, new_value, value, g @ d)
-        x = x + alpha * d
-        value = new_value
+        rho = _reduction_ratio(new_value - value, phi - 0.5 * damping * (direction @ direction))
+        alpha, value = _backtrack(loss_at, new_value, value, g @ direction)
+        x = x + alpha * direction
         step = {"iteration": k, "loss": value, "grad_norm": grad_norm,
-                "cg_iterations": cg_iterations, "damping": used_damping,
-                "rho": float(rho), "alpha": alpha, "time": time.perf_counter() - start}
+                "cg_iterations": cg_iterations, "damping": damping, "rho": rho,
+                "alpha": alpha, "time": time.perf_counter() - start}
+        damping = _levenberg_marquardt(damping, rho)
         history.append(step)
         if verbose:
             print(_progress_line(step))
@@ -621,6 +605,41 @@ def hessian_free(loss, params, batches=None, *, maxiter=100, curvature="hessian"
     return OptimizeResult(params=unravel(x.copy()), x=unravel(x.copy()), x_flat=x,
                           fun=float(value), nit=len(history), success=success,
                           message=message, damping=damping, history=history)
+
+
+def _curvature_at(loss, point, batch, curvature, unravel, hvp_mode):
+    if curvature == "hessian":
+        return _HessianCurvature(loss, point, batch, hvp_mode)
+    return _GaussNewtonCurvature(loss, point, batch, unravel, hvp_mode)
+
+
+def _newton_direction(model, g, damping, x0, maxiter, tol):
+    """CG on the damped model: ``(d, q(d), iterations)``.
+
+    Negative curvature at the very first step leaves ``d = 0``; a gradient
+    step ``-g / damping`` is taken instead (its ``q`` computed exactly).
+    """
+    def damped(v):
+        return model.matvec(v) + damping * v
+    d, phi, iterations = _martens_cg(damped, g, x0, maxiter, tol)
+    if not np.any(d):
+        d = -g / damping
+        phi = 0.5 * d @ damped(d) + g @ d
+    return d, phi, iterations
+
+
+def _reduction_ratio(actual, predicted):
+    """Actual over predicted decrease; ``-inf`` when the model predicts none."""
+    return float(actual / predicted) if predicted < 0.0 else -np.inf
+
+
+def _levenberg_marquardt(damping, rho):
+    """Martens' rule: more damping when the model overpromised, less when it held."""
+    if rho < 0.25:
+        return damping * 1.5
+    if rho > 0.75:
+        return damping * (2.0 / 3.0)
+    return damping
 
 
 def _backtrack(loss_at, value_at_one, value, slope, shrink=0.8, c=1e-2, tries=60):

@@ -285,6 +285,27 @@ def test_hessian_free_verbose_prints_one_line_per_iteration(capsys):
     assert len(lines) == 2 and "loss" in lines[0] and "lambda" in lines[0]
 
 
+def test_hessian_free_leaves_a_maximum_under_negative_curvature():
+    # cos has negative curvature near 0; the minima nearest 0.1 are at pi.
+    res = hessian_free(lambda w: np.sum(np.cos(w)), np.full(2, 0.1), damping=0.1,
+                       maxiter=30, gtol=1e-10)
+    np.testing.assert_allclose(res.params, np.full(2, np.pi), atol=1e-8)
+    assert res.history[0]["cg_iterations"] == 0  # the gradient step was taken
+    assert res.history[0]["loss"] < 2.0 * np.cos(0.1)
+
+
+def test_hessian_free_consumes_one_batch_per_iteration_from_an_iterator():
+    params, batch = mlp_problem()
+    drawn = []
+
+    def stream():
+        while True:
+            drawn.append(len(drawn))
+            yield batch
+    res = hessian_free(MLP_LOSS, params, stream(), maxiter=4, gtol=0.0)
+    assert res.nit == 4 and len(drawn) == 4
+
+
 def test_gauss_newton_needs_a_split_loss():
     with pytest.raises(TypeError, match="ModelLoss"):
         hessian_free(rosen, np.zeros(2), curvature="gauss-newton")
