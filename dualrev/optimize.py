@@ -99,8 +99,7 @@ class _Objective:
 
     def hess(self, x, *args):
         x = np.asarray(x, np.float64)
-        mode = self.hvp_mode if self.hvp_mode in ("fwd-rev", "rev-rev") else "fwd-rev"
-        H = hessian(self._flat_fun, mode=mode)(x, *args)
+        H = hessian(self._flat_fun, mode=self.hvp_mode)(x, *args)
         return np.asarray(H, np.float64).reshape(x.size, x.size)
 
     def plain_value(self, x, *args):

@@ -55,6 +55,13 @@ def test_rosenbrock_100_converges_with_every_hessp_method(method):
     np.testing.assert_allclose(res.x, np.ones(100), atol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["trust-ncg", "trust-exact"])
+def test_forward_over_reverse_products(method):
+    res = minimize(rosen, rosen_start(20), method=method, hvp_mode="fwd-rev",
+                   options={"gtol": 1e-10})
+    np.testing.assert_allclose(res.x, np.ones(20), atol=1e-8)
+
+
 @pytest.mark.parametrize("method", ["trust-exact", "BFGS", "L-BFGS-B", "CG", "TNC",
                                     "Nelder-Mead"])
 def test_rosenbrock_small_with_other_methods(method):
