@@ -436,22 +436,24 @@ def jacrev(f, argnums=0):
         tape, nodes, leaves, treedef, out = _record(f, args, kwargs, argnums)
         _, multiple = _argnums_tuple(argnums, len(args))
         out_leaves, out_def = flatten(out)
-        rows = []  # per output leaf: array (m_i, n_total) of input cotangents
+        rows = []  # per output leaf, per input leaf: the stacked cotangents
         for o in out_leaves:
             index = tape.index_of(o)
             size = int(np.prod(shape_of(o)))
-            per_input = [np.zeros((size,) + shape_of(x)) for x in leaves]
-            if index is not None:
-                for k in range(size):
-                    seed = np.zeros(size)
-                    seed[k] = 1.0
-                    seed = seed.reshape(shape_of(o)) if shape_of(o) else seed[0]
-                    for j, c in enumerate(_pull(tape, nodes, leaves, {index: seed})):
-                        per_input[j][k] = c
-            rows.append(per_input)
+            if index is None:
+                rows.append([np.zeros((size,) + shape_of(x)) for x in leaves])
+                continue
+            per_input = [[] for _ in leaves]
+            for seed in np.eye(size):
+                seed = seed.reshape(shape_of(o)) if shape_of(o) else seed[0]
+                for j, c in enumerate(_pull(tape, nodes, leaves, {index: seed})):
+                    per_input[j].append(c)
+            # np.stack, not assignment into an array: the cotangents may be
+            # traced by an enclosing transformation (jacfwd(jacrev(f))).
+            rows.append([np.stack(cs) for cs in per_input])
 
         def block(i, j):
-            return rows[i][j].reshape(shape_of(out_leaves[i]) + shape_of(leaves[j]))
+            return np.reshape(rows[i][j], shape_of(out_leaves[i]) + shape_of(leaves[j]))
         return _assemble(out_leaves, out_def, leaves, treedef, multiple, block)
     jacrev_f.__name__ = f"jacrev({getattr(f, '__name__', 'f')})"
     return jacrev_f

@@ -38,7 +38,11 @@ def _unflatten(treedef, leaves):
         return {k: _unflatten(c, leaves) for k, c in zip(keys, children)}
     kind, children = treedef
     items = [_unflatten(c, leaves) for c in children]
-    return tuple(items) if kind is tuple else items
+    if kind is list:
+        return items
+    if kind is tuple:
+        return tuple(items)
+    return kind(*items)  # a namedtuple
 
 
 def tree_map(f, tree, *rest):
