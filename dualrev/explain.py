@@ -323,7 +323,7 @@ def _input_names(f, args):
 
 def _record(f, args):
     """Run ``f`` on a fresh tape: (tape, input stages, out, labels)."""
-    tape = Tape()
+    tape = Tape(keep_all=True)
     inputs, traced = [], []
     for pname, arg in zip(_input_names(f, args), args):
         leaves, treedef = flatten(arg)

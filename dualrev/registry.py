@@ -49,9 +49,11 @@ class Op:
         differentiable); ``None`` for a non-differentiable op.
     broadcasting : bool
         Whether the array arguments broadcast against each other.
+    saves : tuple of tuple, or None
+        Per argument, which values its rules read (see :func:`defop`).
     """
 
-    __slots__ = ("name", "impl", "jvps", "vjps", "broadcasting", "vjp_add", "doc")
+    __slots__ = ("name", "impl", "jvps", "vjps", "broadcasting", "vjp_add", "saves", "doc")
 
     def __init__(self, name, impl, jvps, vjps, broadcasting=False, doc=None):
         self.name = name
@@ -63,6 +65,9 @@ class Op:
         # ``vjp_add(buffer, g, out, *args, **params)``: adds the cotangent
         # into ``buffer`` without materialising it (indexing uses it).
         self.vjp_add = None
+        # Per argument, the values its rules read (argument positions and
+        # "out"); None reads everything. See ``defop(saves=...)``.
+        self.saves = None
         self.doc = doc or getattr(impl, "__doc__", None)
 
     @property
@@ -132,7 +137,7 @@ def _linear_jvp(op, argnum):
 
 
 def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
-          broadcasting=False, numpy=(), doc=None):
+          broadcasting=False, saves=None, numpy=(), doc=None):
     """Register a differentiable primitive.
 
     Parameters
@@ -155,6 +160,13 @@ def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
         to the tangent, and need not be given.
     broadcasting : bool
         The positional arguments broadcast against each other.
+    saves : sequence of sequence, optional
+        For each argument, the values that its two rules read beyond shapes
+        and dtypes: argument positions and ``"out"``. A tape record keeps
+        only what the rules of its differentiated arguments read; the other
+        values are kept as shape and dtype only, so intermediates no rule
+        needs are freed as soon as the user's code drops them. ``None`` (the
+        default) keeps every value.
     numpy : callable or sequence of callable
         NumPy or SciPy functions (or ufuncs) that this op implements directly,
         with the same signature.
@@ -183,6 +195,7 @@ def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
     if name in OPS:
         raise ValueError(f"an op named {name!r} is already registered")
     op = Op(name, impl, None, None, broadcasting, doc)
+    op.saves = None if saves is None else tuple(tuple(s) for s in saves)
     op.vjps = _as_rules(vjp, nargs)
     op.jvps = _as_rules(jvp, nargs)
     if linear:
@@ -288,12 +301,13 @@ def fit_tangent(t, x, out):
     return np.broadcast_to(t, batch + os_)
 
 
-def defunary(name, impl, deriv, *, numpy=(), doc=None):
+def defunary(name, impl, deriv, *, reads=("x", "out"), numpy=(), doc=None):
     """Register an elementwise op ``out = impl(x)`` from its local derivative.
 
     ``deriv(x, out)`` returns ``d out / d x`` elementwise, written with NumPy
     calls on the values it gets; both rules follow from it:
-    ``jvp = t * deriv`` and ``vjp = g * deriv``.
+    ``jvp = t * deriv`` and ``vjp = g * deriv``. ``reads`` names which of
+    ``"x"`` and ``"out"`` the derivative reads (the tape keeps only those).
 
     Examples
     --------
@@ -310,10 +324,12 @@ def defunary(name, impl, deriv, *, numpy=(), doc=None):
         return g * deriv(x, out)
 
     jvp.__name__, vjp.__name__ = f"{name}_jvp", f"{name}_vjp"
-    return defop(name, impl, nargs=1, jvp=jvp, vjp=vjp, numpy=numpy, doc=doc)
+    saves = (tuple(0 if r == "x" else "out" for r in ((reads,) if isinstance(reads, str)
+                                                       else reads)),)
+    return defop(name, impl, nargs=1, jvp=jvp, vjp=vjp, saves=saves, numpy=numpy, doc=doc)
 
 
-def defbinary(name, impl, dx, dy, *, numpy=(), doc=None):
+def defbinary(name, impl, dx, dy, *, saves=None, numpy=(), doc=None):
     """Register a broadcasting elementwise op ``out = impl(x, y)``.
 
     ``dx(x, y, out)`` and ``dy(x, y, out)`` return the local partial
@@ -339,7 +355,7 @@ def defbinary(name, impl, dx, dy, *, numpy=(), doc=None):
 
     (jx, vx), (jy, vy) = make(dx, 0), make(dy, 1)
     return defop(name, impl, nargs=2, jvp=(jx, jy), vjp=(vx, vy),
-                 broadcasting=True, numpy=numpy, doc=doc)
+                 broadcasting=True, saves=saves, numpy=numpy, doc=doc)
 
 
 _level_counter = itertools.count(1)

@@ -43,14 +43,51 @@ def make_node(value, tape, index):
     return (ArrayNode if getattr(value, "shape", ()) else Node)(value, tape, index)
 
 
+class Dropped:
+    """What a record keeps of a value that its rules do not read."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, x):
+        self.shape = shape_of(x)
+        self.dtype = getattr(x, "dtype", np.dtype(np.float64))
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape))
+
+    def __repr__(self):
+        return f"Dropped(shape={self.shape})"
+
+
+def _saved(saves, parents, vals, out):
+    """The values a record keeps: those the rules of its parents read."""
+    read = set()
+    for pos, _ in parents:
+        read.update(saves[pos])
+    vals = [v if k in read or not getattr(v, "ndim", 0) else Dropped(v)
+            for k, v in enumerate(vals)]
+    return vals, (out if "out" in read else Dropped(out))
+
+
 class Tape:
-    """One reverse-mode transformation: its records and its level."""
+    """One reverse-mode transformation: its records and its level.
 
-    __slots__ = ("level", "records", "__weakref__")
+    With ``keep_all=False`` (the default) a record keeps only the values its
+    rules read (``Op.saves``); ``keep_all=True`` keeps every intermediate
+    value, for tools that show them (:func:`dualrev.explain`).
+    """
 
-    def __init__(self):
+    __slots__ = ("level", "records", "keep_all", "__weakref__")
+
+    def __init__(self, keep_all=False):
         self.level = new_level()
         self.records = []
+        self.keep_all = keep_all
 
     def input(self, value):
         """A new input node holding ``value``."""
@@ -79,8 +116,12 @@ class Tape:
         if not parents:
             return out
         records = self.records
+        node = (ArrayNode if getattr(out, "shape", ()) else Node)(out, self, len(records))
+        if op.saves is not None and not self.keep_all and (
+                node.__class__ is ArrayNode or getattr(vals[parents[0][0]], "shape", ())):
+            vals, out = _saved(op.saves, parents, vals, out)  # arrays only: worth it
         records.append((op, vals, params, out, parents))
-        return (ArrayNode if getattr(out, "shape", ()) else Node)(out, self, len(records) - 1)
+        return node
 
     def index_of(self, x):
         """The tape position of ``x``, or None if it is not on this tape."""
@@ -138,7 +179,7 @@ class Tape:
                 owned.discard(p)
                 continue
             if p not in owned:
-                buffer = np.zeros(shape_of(x), np.result_type(x, g))
+                buffer = np.zeros(shape_of(x), np.result_type(x.dtype, g))
                 if cts[p] is not None:
                     buffer += cts[p]
                 cts[p] = buffer

@@ -306,3 +306,21 @@ def test_traced_values_are_immutable():
 def test_non_real_inputs_raise_type_error_naming_the_argument(arg, word):
     with pytest.raises(TypeError, match=rf"argument 0.*{word}"):
         dr.grad(lambda x: x)(arg)
+
+
+def test_tape_keeps_only_what_rules_read():
+    import gc
+    import weakref
+    refs = []
+
+    def f(x):
+        a = x * 2.0          # multiply's rule for x reads only the constant
+        b = np.exp(a)        # exp's rule reads its output, not a
+        refs.append(weakref.ref(a.value))
+        return np.sum(b)
+
+    x = np.linspace(0.0, 1.0, 5)
+    _, vjp_fn = dr.vjp(f, x)
+    gc.collect()
+    assert refs[0]() is None  # the intermediate a was freed while the tape lives
+    np.testing.assert_allclose(vjp_fn(1.0)[0], 2 * np.exp(2 * x))

@@ -29,7 +29,7 @@ def add_vjp_y(g, out, x, y):
 
 
 add = defop("add", operator.add, nargs=2, jvp=(add_jvp, lambda t, out, x, y: fit_tangent(t, y, out)),
-            vjp=(add_vjp_x, add_vjp_y), broadcasting=True, numpy=np.add,
+            vjp=(add_vjp_x, add_vjp_y), broadcasting=True, saves=((), ()), numpy=np.add,
             doc="x + y. The add gate: the cotangent is distributed unchanged.")
 
 
@@ -43,7 +43,7 @@ def subtract_vjp_y(g, out, x, y):
 
 subtract = defop("subtract", operator.sub, nargs=2,
                  jvp=(add_jvp, subtract_jvp_y), vjp=(add_vjp_x, subtract_vjp_y),
-                 broadcasting=True, numpy=np.subtract, doc="x - y.")
+                 broadcasting=True, saves=((), ()), numpy=np.subtract, doc="x - y.")
 
 def multiply_vjp_x(g, out, x, y):
     c = g * y
@@ -60,12 +60,13 @@ def multiply_vjp_y(g, out, x, y):
 multiply = defop("multiply", operator.mul, nargs=2,
                  jvp=(lambda t, out, x, y: fit_tangent(t, x, out) * y,
                       lambda t, out, x, y: x * fit_tangent(t, y, out)),
-                 vjp=(multiply_vjp_x, multiply_vjp_y), broadcasting=True, numpy=np.multiply,
+                 vjp=(multiply_vjp_x, multiply_vjp_y), broadcasting=True,
+                 saves=((1,), (0,)), numpy=np.multiply,
                  doc="x * y. The multiply gate: each input gets the cotangent times "
                      "the other input (the inputs swap).")
 
 negative = defop("negative", operator.neg, jvp=lambda t, out, x: -t,
-                 vjp=lambda g, out, x: -g, numpy=np.negative, doc="-x.")
+                 vjp=lambda g, out, x: -g, saves=((),), numpy=np.negative, doc="-x.")
 
 
 def divide_dy(x, y, out):
@@ -73,11 +74,12 @@ def divide_dy(x, y, out):
 
 
 divide = defbinary("divide", operator.truediv, lambda x, y, out: 1 / y, divide_dy,
-                   numpy=np.true_divide, doc="x / y.")
+                   saves=((1,), (1, "out")), numpy=np.true_divide, doc="x / y.")
 
 
 def power_dx(x, y, out):
-    # y * x ** (y - 1), written so that x ** 2 needs no second power.
+    if isinstance(y, (int, float)) and y == 2:  # x ** 2: one pass, not a second power
+        return 2 * x
     return y * x ** (y - 1)
 
 
@@ -87,7 +89,8 @@ def power_dy(x, y, out):
     return out * np.log(safe_x)
 
 
-power = defbinary("power", operator.pow, power_dx, power_dy, numpy=np.power,
+power = defbinary("power", operator.pow, power_dx, power_dy,
+                  saves=((0, 1), (0, 1, "out")), numpy=np.power,
                   doc="x ** y. d/dy is taken as 0 where x == 0.")
 
 

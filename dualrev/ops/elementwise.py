@@ -19,35 +19,35 @@ LN2 = np.log(2.0)
 LN10 = np.log(10.0)
 
 _UNARY = [
-    # name, impl, deriv(x, out)
-    ("abs", np.abs, lambda x, out: np.sign(x)),
-    ("exp", np.exp, lambda x, out: out),
-    ("expm1", np.expm1, lambda x, out: out + 1),
-    ("exp2", np.exp2, lambda x, out: out * LN2),
-    ("log", np.log, lambda x, out: 1 / x),
-    ("log1p", np.log1p, lambda x, out: 1 / (1 + x)),
-    ("log2", np.log2, lambda x, out: 1 / (x * LN2)),
-    ("log10", np.log10, lambda x, out: 1 / (x * LN10)),
-    ("sqrt", np.sqrt, lambda x, out: 0.5 / out),
-    ("cbrt", np.cbrt, lambda x, out: 1 / (3 * out ** 2)),
-    ("square", np.square, lambda x, out: 2 * x),
-    ("reciprocal", np.reciprocal, lambda x, out: -out ** 2),
-    ("sin", np.sin, lambda x, out: np.cos(x)),
-    ("cos", np.cos, lambda x, out: -np.sin(x)),
-    ("tan", np.tan, lambda x, out: 1 + out ** 2),
-    ("arcsin", np.arcsin, lambda x, out: 1 / np.sqrt(1 - x ** 2)),
-    ("arccos", np.arccos, lambda x, out: -1 / np.sqrt(1 - x ** 2)),
-    ("arctan", np.arctan, lambda x, out: 1 / (1 + x ** 2)),
-    ("sinh", np.sinh, lambda x, out: np.cosh(x)),
-    ("cosh", np.cosh, lambda x, out: np.sinh(x)),
-    ("tanh", np.tanh, lambda x, out: 1 - out ** 2),
-    ("arcsinh", np.arcsinh, lambda x, out: 1 / np.sqrt(x ** 2 + 1)),
-    ("arccosh", np.arccosh, lambda x, out: 1 / np.sqrt(x ** 2 - 1)),
-    ("arctanh", np.arctanh, lambda x, out: 1 / (1 - x ** 2)),
+    # name, impl, deriv(x, out), what deriv reads (the tape keeps only that)
+    ("abs", np.abs, lambda x, out: np.sign(x), "x"),
+    ("exp", np.exp, lambda x, out: out, "out"),
+    ("expm1", np.expm1, lambda x, out: out + 1, "out"),
+    ("exp2", np.exp2, lambda x, out: out * LN2, "out"),
+    ("log", np.log, lambda x, out: 1 / x, "x"),
+    ("log1p", np.log1p, lambda x, out: 1 / (1 + x), "x"),
+    ("log2", np.log2, lambda x, out: 1 / (x * LN2), "x"),
+    ("log10", np.log10, lambda x, out: 1 / (x * LN10), "x"),
+    ("sqrt", np.sqrt, lambda x, out: 0.5 / out, "out"),
+    ("cbrt", np.cbrt, lambda x, out: 1 / (3 * out ** 2), "out"),
+    ("square", np.square, lambda x, out: 2 * x, "x"),
+    ("reciprocal", np.reciprocal, lambda x, out: -out ** 2, "out"),
+    ("sin", np.sin, lambda x, out: np.cos(x), "x"),
+    ("cos", np.cos, lambda x, out: -np.sin(x), "x"),
+    ("tan", np.tan, lambda x, out: 1 + out ** 2, "out"),
+    ("arcsin", np.arcsin, lambda x, out: 1 / np.sqrt(1 - x ** 2), "x"),
+    ("arccos", np.arccos, lambda x, out: -1 / np.sqrt(1 - x ** 2), "x"),
+    ("arctan", np.arctan, lambda x, out: 1 / (1 + x ** 2), "x"),
+    ("sinh", np.sinh, lambda x, out: np.cosh(x), "x"),
+    ("cosh", np.cosh, lambda x, out: np.sinh(x), "x"),
+    ("tanh", np.tanh, lambda x, out: 1 - out ** 2, "out"),
+    ("arcsinh", np.arcsinh, lambda x, out: 1 / np.sqrt(x ** 2 + 1), "x"),
+    ("arccosh", np.arccosh, lambda x, out: 1 / np.sqrt(x ** 2 - 1), "x"),
+    ("arctanh", np.arctanh, lambda x, out: 1 / (1 - x ** 2), "x"),
 ]
 
-for _name, _impl, _deriv in _UNARY:
-    defunary(_name, _impl, _deriv, numpy=_impl,
+for _name, _impl, _deriv, _reads in _UNARY:
+    defunary(_name, _impl, _deriv, reads=_reads, numpy=_impl,
              doc=f"Elementwise {_name}; d/dx is the registry's local derivative.")
 
 

@@ -48,7 +48,7 @@ def sum_vjp(g, out, x, *, axis, keepdims):
 
 
 sum_ = defop("sum", lambda x, *, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
-             vjp=sum_vjp, linear=(0,),
+             vjp=sum_vjp, linear=(0,), saves=((),),
              doc="Sum over negative axes. Its VJP broadcasts the cotangent back.")
 
 
@@ -102,10 +102,10 @@ def extreme_vjp(g, out, x, *, axis, keepdims):
 
 
 amax = defop("amax", lambda x, *, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
-             jvp=extreme_jvp, vjp=extreme_vjp,
+             jvp=extreme_jvp, vjp=extreme_vjp, saves=((0, "out"),),
              doc="Max over axes: routes the cotangent to the maximum; ties split evenly.")
 amin = defop("amin", lambda x, *, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims),
-             jvp=extreme_jvp, vjp=extreme_vjp,
+             jvp=extreme_jvp, vjp=extreme_vjp, saves=((0, "out"),),
              doc="Min over axes: routes the cotangent to the minimum; ties split evenly.")
 
 
@@ -182,7 +182,7 @@ def cumsum_vjp(g, out, x, *, axis):
 
 
 cumsum = defop("cumsum", lambda x, *, axis: np.cumsum(x, axis=axis), vjp=cumsum_vjp,
-               linear=(0,), doc="Cumulative sum along a negative axis.")
+               linear=(0,), saves=((),), doc="Cumulative sum along a negative axis.")
 
 
 def cumprod(x, *, axis):
@@ -236,7 +236,7 @@ def _softmax_from(x, out, axis, keepdims):
 
 logsumexp_op = defop(
     "logsumexp", lambda x, *, axis, keepdims: sp.logsumexp(x, axis=axis, keepdims=keepdims),
-    jvp=logsumexp_jvp, vjp=logsumexp_vjp,
+    jvp=logsumexp_jvp, vjp=logsumexp_vjp, saves=((0, "out"),),
     doc="log(sum(exp(x))) over axes, stable at any |x|; its derivative is softmax.")
 
 

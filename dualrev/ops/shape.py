@@ -29,7 +29,8 @@ def reshape_vjp(g, out, x, *, shape):
 
 
 reshape = defop("reshape", lambda x, *, shape: np.reshape(x, shape),
-                jvp=reshape_jvp, vjp=reshape_vjp, doc="Reshape to a resolved shape.")
+                jvp=reshape_jvp, vjp=reshape_vjp, saves=((),),
+                doc="Reshape to a resolved shape.")
 
 
 def _resolve_shape(size, shape):
@@ -107,7 +108,7 @@ def transpose_vjp(g, out, x, *, axes):
 
 
 transpose = defop("transpose", lambda x, *, axes: np.transpose(x, axes),
-                  jvp=transpose_jvp, vjp=transpose_vjp, doc="Permute axes.")
+                  jvp=transpose_jvp, vjp=transpose_vjp, saves=((),), doc="Permute axes.")
 
 
 def np_transpose(a, axes=None):
@@ -152,7 +153,7 @@ def broadcast_to_vjp(g, out, x, *, shape):
 
 
 broadcast_to = defop("broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape),
-                     jvp=broadcast_to_jvp, vjp=broadcast_to_vjp,
+                     jvp=broadcast_to_jvp, vjp=broadcast_to_vjp, saves=((),),
                      doc="Broadcast to a shape; its VJP sums back (unbroadcast).")
 
 
@@ -256,7 +257,7 @@ def _getitem_vjp_add(buffer, g, out, x, *, index):
 
 
 getitem = defop("getitem", lambda x, *, index: x[index], jvp=_getitem_jvp, vjp=_getitem_vjp,
-                doc="x[index], with integers, slices, None, integer arrays and masks.")
+                saves=((),), doc="x[index], with integers, slices, None, integer arrays and masks.")
 getitem.vjp_add = _getitem_vjp_add
 
 
@@ -282,7 +283,7 @@ def _untake_vjp(h, out, g, *, index, shape):
     return getitem(h, index=index)
 
 
-untake = defop("untake", _untake_impl, jvp=_untake_jvp, vjp=_untake_vjp,
+untake = defop("untake", _untake_impl, jvp=_untake_jvp, vjp=_untake_vjp, saves=((),),
                doc="Zeros of ``shape`` with ``g`` added at ``index``: the VJP of getitem.")
 
 

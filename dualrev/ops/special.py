@@ -15,16 +15,16 @@ from ..registry import defbinary, defop, defunary, register_numpy
 TWO_OVER_SQRT_PI = 2.0 / np.sqrt(np.pi)
 
 _UNARY = [
-    # name, impl, deriv(x, out)
-    ("expit", sp.expit, lambda x, out: out * (1 - out)),
-    ("logit", sp.logit, lambda x, out: 1 / (x * (1 - x))),
-    ("erf", sp.erf, lambda x, out: TWO_OVER_SQRT_PI * np.exp(-x ** 2)),
-    ("erfc", sp.erfc, lambda x, out: -TWO_OVER_SQRT_PI * np.exp(-x ** 2)),
-    ("log_expit", sp.log_expit, lambda x, out: sp.expit(-x)),
+    # name, impl, deriv(x, out), what deriv reads (the tape keeps only that)
+    ("expit", sp.expit, lambda x, out: out * (1 - out), "out"),
+    ("logit", sp.logit, lambda x, out: 1 / (x * (1 - x)), "x"),
+    ("erf", sp.erf, lambda x, out: TWO_OVER_SQRT_PI * np.exp(-x ** 2), "x"),
+    ("erfc", sp.erfc, lambda x, out: -TWO_OVER_SQRT_PI * np.exp(-x ** 2), "x"),
+    ("log_expit", sp.log_expit, lambda x, out: sp.expit(-x), "x"),
 ]
 
-for _name, _impl, _deriv in _UNARY:
-    defunary(_name, _impl, _deriv, numpy=_impl,
+for _name, _impl, _deriv, _reads in _UNARY:
+    defunary(_name, _impl, _deriv, reads=_reads, numpy=_impl,
              doc=f"Elementwise scipy.special.{_name}.")
 
 
