@@ -180,7 +180,7 @@ def _hvp_leaves(f, x_leaves, treedef, v_leaves, mode, args):
     return [(p - m) * (0.5 / h) for p, m in zip(plus, minus)]
 
 
-def hvp(f, x, v, mode="rev-rev", *, args=()):
+def hvp(f, x, v, mode="rev-rev", argnums=0, *, args=()):
     """The Hessian of a scalar function at ``x`` times a vector ``v``.
 
     Parameters
@@ -203,8 +203,11 @@ def hvp(f, x, v, mode="rev-rev", *, args=()):
         is ``h**2 / 6`` times the third directional derivative of ``grad f``
         and the rounding error about ``eps * |grad f| / h``, both of relative
         size about ``eps**(2/3)`` (about 4e-11) for a well-scaled ``f``.
+    argnums : int
+        The position of ``x`` among the arguments of ``f``: ``f`` is called as
+        ``f(*args[:argnums], x, *args[argnums:])``.
     args : tuple
-        Further arguments of ``f``, held constant.
+        The other positional arguments of ``f``, held constant.
 
     Returns
     -------
@@ -223,12 +226,23 @@ def hvp(f, x, v, mode="rev-rev", *, args=()):
     array([6., 2.])
     >>> dualrev.hvp(f, np.array([1.0, 3.0]), np.array([1.0, 0.0]), mode="fwd-rev")
     array([6., 2.])
+    >>> dualrev.hvp(lambda c, x: c * x ** 3, 2.0, 1.0, argnums=1, args=(0.5,))
+    np.float64(6.0)
     """
     _check_mode(mode, HVP_MODES)
+    if argnums:
+        f = _moved_to_front(f, argnums)
     x_leaves, treedef = flatten(x)
     x_leaves = [as_float(leaf, "x") for leaf in x_leaves]
     v_leaves = _leaves_like(x_leaves, v)
     return unflatten(treedef, _hvp_leaves(f, x_leaves, treedef, v_leaves, mode, tuple(args)))
+
+
+def _moved_to_front(f, argnums):
+    """``f`` with its argument at position ``argnums`` taken first."""
+    def f_x_first(x, *args):
+        return f(*args[:argnums], x, *args[argnums:])
+    return f_x_first
 
 
 def value_grad_hvp(f, x, v, args=()):

@@ -432,3 +432,12 @@ def test_many_hvp_calls_keep_memory_flat():
     finally:
         tracemalloc.stop()
     assert second - first < 20_000   # 1,000 more products: no per-call leak
+
+
+def test_hvp_argnums_places_x_among_the_arguments():
+    f = lambda a, x, b: a * np.sum(x ** 3) + b  # noqa: E731
+    x, v = np.array([1.0, 2.0]), np.array([1.0, -1.0])
+    expected = 2.0 * 6 * x * v
+    for mode in HVP_MODES:
+        got = dualrev.hvp(f, x, v, mode=mode, argnums=1, args=(2.0, 5.0))
+        np.testing.assert_allclose(got, expected, rtol=1e-6 if mode == "fd" else 1e-12)
