@@ -186,7 +186,7 @@ def grad(f, argnums=0, has_aux=False):
     >>> import numpy as np, dualrev
     >>> dualrev.grad(lambda x, y, z: (x + y) * z, argnums=(0, 1, 2))(-2.0, 5.0, -4.0)
     (np.float64(-4.0), np.float64(-4.0), np.float64(3.0))
-    >>> float(dualrev.grad(dualrev.grad(np.sin))(0.5)) == -np.sin(0.5)
+    >>> bool(dualrev.grad(dualrev.grad(np.sin))(0.5) == -np.sin(0.5))
     True
     """
     vg = value_and_grad(f, argnums, has_aux)
@@ -318,8 +318,8 @@ def derivative(f):
     Examples
     --------
     >>> import numpy as np, dualrev
-    >>> dualrev.derivative(lambda t: np.stack([np.cos(t), np.sin(t)]))(0.0)
-    array([-0.,  1.])
+    >>> dualrev.derivative(lambda t: np.stack([np.cos(t), np.sin(t)]))(0.5)
+    array([-0.47942554,  0.87758256])
     """
     def derivative_f(x, *args, **kwargs):
         if shape_of(x) != ():
