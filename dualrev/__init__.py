@@ -8,6 +8,7 @@ Hessian-vector products.
 from .api import (choose_mode, derivative, grad, jacfwd, jacobian, jacrev, jvp,
                   stop_gradient, value_and_grad, vjp)
 from .hvp import HVPOperator, hessian, hvp, hvp_operator, value_grad_hvp
+from .compare import compare
 from .explain import check_backprop, explain
 from .numpy_dispatch import UnsupportedFunctionError
 from . import optimize
@@ -21,4 +22,4 @@ __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "jacobian
            "defbinary", "defnondiff", "register_numpy", "OPS",
            "UnsupportedFunctionError", "logsumexp", "softmax", "log_softmax",
            "hvp", "hvp_operator", "value_grad_hvp", "hessian", "HVPOperator",
-           "explain", "check_backprop", "optimize"]
+           "explain", "check_backprop", "optimize", "compare"]
