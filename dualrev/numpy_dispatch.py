@@ -51,17 +51,17 @@ _NO_PARAMS = {}
 def _operator(op):
     """The method and reflected method of a binary Python operator.
 
-    With a plain operand, the traced value's own trace processes the op
-    directly (the hot path of scalar loops); otherwise ``bind`` finds the
-    innermost trace.
+    With a plain operand or one of the same trace, the traced value's own
+    trace processes the op directly (the hot path of scalar loops);
+    otherwise ``bind`` finds the innermost trace.
     """
     def method(self, other):
-        if isinstance(other, Tracer):
+        if isinstance(other, Tracer) and other._trace is not self._trace:
             return bind(op, self, other)
         return self._trace.process(op, (self, other), _NO_PARAMS)
 
     def reflected(self, other):
-        if isinstance(other, Tracer):
+        if isinstance(other, Tracer) and other._trace is not self._trace:
             return bind(op, other, self)
         return self._trace.process(op, (other, self), _NO_PARAMS)
 
@@ -83,6 +83,8 @@ class TracedArray(Tracer):
         if not kwargs and method == "__call__":
             impl = NUMPY_FUNCTIONS.get(ufunc)
             if impl.__class__ is Op:
+                if len(inputs) == 1:  # np.sin(x): x's own trace, no search
+                    return self._trace.process(impl, inputs, _NO_PARAMS)
                 return bind(impl, *inputs)
         if kwargs.get("out") is not None:
             raise TypeError(f"{_name(ufunc)}(..., out=...) cannot hold a traced value: "

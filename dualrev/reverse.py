@@ -96,19 +96,25 @@ class Tape:
 
     def process(self, op, args, params):
         vjps = op.vjps
-        vals = list(args)
+        vals = []
         parents = []
         lower = False  # does any value belong to an enclosing trace?
-        for i, a in enumerate(args):
+        i = 0
+        for a in args:
             if isinstance(a, Tracer):
                 if a._trace is self:
-                    v = vals[i] = a.value
+                    v = a.value
                     if vjps is not None and vjps[i] is not None:
                         parents.append((i, a.index))
                     if isinstance(v, Tracer):
                         lower = True
+                    vals.append(v)
                 else:
                     lower = True
+                    vals.append(a)
+            else:
+                vals.append(a)
+            i += 1
         if lower:
             out = bind(op, *vals, **params)
         else:
@@ -116,10 +122,16 @@ class Tape:
         if not parents:
             return out
         records = self.records
-        node = (ArrayNode if getattr(out, "shape", ()) else Node)(out, self, len(records))
-        if op.saves is not None and not self.keep_all and (
-                node.__class__ is ArrayNode or getattr(vals[parents[0][0]], "shape", ())):
-            vals, out = _saved(op.saves, parents, vals, out)  # arrays only: worth it
+        # Dropping unread values is worth its cost only when arrays are involved.
+        if getattr(out, "shape", ()):
+            node = ArrayNode(out, self, len(records))
+            if op.saves is not None and not self.keep_all:
+                vals, out = _saved(op.saves, parents, vals, out)
+        else:
+            node = Node(out, self, len(records))
+            if op.saves is not None and not self.keep_all and \
+                    getattr(vals[parents[0][0]], "shape", ()):
+                vals, out = _saved(op.saves, parents, vals, out)
         records.append((op, vals, params, out, parents))
         return node
 
@@ -157,13 +169,14 @@ class Tape:
                 continue
             vjps = op.vjps
             for pos, p in parents:
-                c = vjps[pos](g, out, *vals, **params)
+                c = vjps[pos](g, out, *vals, **params) if params else vjps[pos](g, out, *vals)
                 prev = cts[p]
                 if prev is None:
                     cts[p] = c
                 else:
                     cts[p] = prev + c
-                    owned.discard(p)
+                    if owned:
+                        owned.discard(p)
         return [cts[i] if i < len(cts) else None for i in wanted]
 
     @staticmethod

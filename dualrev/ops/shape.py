@@ -256,8 +256,10 @@ def _getitem_vjp_add(buffer, g, out, x, *, index):
         np.add.at(buffer, index, g)
 
 
+# No ``saves``: the indexed array is nearly always alive anyway (a Python loop
+# over x[i]), and keeping the reference costs less than dropping it each time.
 getitem = defop("getitem", lambda x, *, index: x[index], jvp=_getitem_jvp, vjp=_getitem_vjp,
-                saves=((),), doc="x[index], with integers, slices, None, integer arrays and masks.")
+                doc="x[index], with integers, slices, None, integer arrays and masks.")
 getitem.vjp_add = _getitem_vjp_add
 
 
