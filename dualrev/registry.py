@@ -47,20 +47,17 @@ class Op:
     jvps, vjps : tuple of callable or None, or None
         One rule per positional argument (``None`` where the argument is not
         differentiable); ``None`` for a non-differentiable op.
-    broadcasting : bool
-        Whether the array arguments broadcast against each other.
     saves : tuple of tuple, or None
         Per argument, which values its rules read (see :func:`defop`).
     """
 
-    __slots__ = ("name", "impl", "jvps", "vjps", "broadcasting", "vjp_add", "saves", "doc")
+    __slots__ = ("name", "impl", "jvps", "vjps", "vjp_add", "saves", "doc")
 
-    def __init__(self, name, impl, jvps, vjps, broadcasting=False, doc=None):
+    def __init__(self, name, impl, jvps, vjps, doc=None):
         self.name = name
         self.impl = impl
         self.jvps = jvps
         self.vjps = vjps
-        self.broadcasting = broadcasting
         # Optional in-place form of the VJP of argument 0 for plain arrays,
         # ``vjp_add(buffer, g, out, *args, **params)``: adds the cotangent
         # into ``buffer`` without materialising it (indexing uses it).
@@ -137,7 +134,7 @@ def _linear_jvp(op, argnum):
 
 
 def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
-          broadcasting=False, saves=None, numpy=(), doc=None):
+          saves=None, numpy=(), doc=None):
     """Register a differentiable primitive.
 
     Parameters
@@ -158,8 +155,6 @@ def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
     linear : sequence of int
         Arguments in which the op is linear: their JVP rule is the op applied
         to the tangent, and need not be given.
-    broadcasting : bool
-        The positional arguments broadcast against each other.
     saves : sequence of sequence, optional
         For each argument, the values that its two rules read beyond shapes
         and dtypes: argument positions and ``"out"``. A tape record keeps
@@ -194,7 +189,7 @@ def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
     """
     if name in OPS:
         raise ValueError(f"an op named {name!r} is already registered")
-    op = Op(name, impl, None, None, broadcasting, doc)
+    op = Op(name, impl, None, None, doc)
     op.saves = None if saves is None else tuple(tuple(s) for s in saves)
     op.vjps = _as_rules(vjp, nargs)
     op.jvps = _as_rules(jvp, nargs)
@@ -229,7 +224,7 @@ def defnondiff(name, impl, *, numpy=(), doc=None):
     """
     if name in OPS:
         raise ValueError(f"an op named {name!r} is already registered")
-    op = Op(name, impl, None, None, False, doc)
+    op = Op(name, impl, None, None, doc)
     OPS[name] = op
     register_numpy(numpy, op)
     return op
@@ -355,7 +350,7 @@ def defbinary(name, impl, dx, dy, *, saves=None, numpy=(), doc=None):
 
     (jx, vx), (jy, vy) = make(dx, 0), make(dy, 1)
     return defop(name, impl, nargs=2, jvp=(jx, jy), vjp=(vx, vy),
-                 broadcasting=True, saves=saves, numpy=numpy, doc=doc)
+                 saves=saves, numpy=numpy, doc=doc)
 
 
 _level_counter = itertools.count(1)

@@ -29,7 +29,7 @@ def add_vjp_y(g, out, x, y):
 
 
 add = defop("add", operator.add, nargs=2, jvp=(add_jvp, lambda t, out, x, y: fit_tangent(t, y, out)),
-            vjp=(add_vjp_x, add_vjp_y), broadcasting=True, saves=((), ()), numpy=np.add,
+            vjp=(add_vjp_x, add_vjp_y), saves=((), ()), numpy=np.add,
             doc="x + y. The add gate: the cotangent is distributed unchanged.")
 
 
@@ -43,7 +43,7 @@ def subtract_vjp_y(g, out, x, y):
 
 subtract = defop("subtract", operator.sub, nargs=2,
                  jvp=(add_jvp, subtract_jvp_y), vjp=(add_vjp_x, subtract_vjp_y),
-                 broadcasting=True, saves=((), ()), numpy=np.subtract, doc="x - y.")
+                 saves=((), ()), numpy=np.subtract, doc="x - y.")
 
 def multiply_vjp_x(g, out, x, y):
     c = g * y
@@ -60,7 +60,7 @@ def multiply_vjp_y(g, out, x, y):
 multiply = defop("multiply", operator.mul, nargs=2,
                  jvp=(lambda t, out, x, y: fit_tangent(t, x, out) * y,
                       lambda t, out, x, y: x * fit_tangent(t, y, out)),
-                 vjp=(multiply_vjp_x, multiply_vjp_y), broadcasting=True,
+                 vjp=(multiply_vjp_x, multiply_vjp_y),
                  saves=((1,), (0,)), numpy=np.multiply,
                  doc="x * y. The multiply gate: each input gets the cotangent times "
                      "the other input (the inputs swap).")
@@ -177,7 +177,7 @@ computed everywhere, and the branch not taken still passes ``0 * sqrt'(0)
 where = defop("where", np.where, nargs=3,
               jvp=(None, lambda t, out, c, x, y: where_jvp(t, out, c, x, y, 1),
                    lambda t, out, c, x, y: where_jvp(t, out, c, x, y, 2)),
-              vjp=(None, where_vjp_x, where_vjp_y), broadcasting=True, numpy=np.where,
+              vjp=(None, where_vjp_x, where_vjp_y), numpy=np.where,
               doc=WHERE_DOC)
 
 # Derivative zero almost everywhere, or integer/boolean valued.

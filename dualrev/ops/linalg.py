@@ -42,7 +42,7 @@ matmul_op = defop(
     "matmul", np.matmul, nargs=2,
     jvp=(lambda t, out, a, b: _promote(t, a, out) @ b,
          lambda t, out, a, b: a @ _promote(t, b, out)),
-    vjp=(matmul_vjp_a, matmul_vjp_b), broadcasting=True, saves=((1,), (0,)),
+    vjp=(matmul_vjp_a, matmul_vjp_b), saves=((1,), (0,)),
     doc="Stacked matrix product (both operands ndim >= 2). "
         "d/da = g @ b.T and d/db = a.T @ g.")
 

@@ -68,7 +68,7 @@ def solve_vjp_b(g, out, a, b):
 
 
 solve_op = defop("solve", np.linalg.solve, nargs=2, jvp=(solve_jvp_a, solve_jvp_b),
-                 vjp=(solve_vjp_a, solve_vjp_b), broadcasting=True,
+                 vjp=(solve_vjp_a, solve_vjp_b),
                  doc="x with a @ x = b, b a stack of matrices. d/db = solve(a.T, g), "
                      "d/da = -solve(a.T, g) @ x.T.")
 
