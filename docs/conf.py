@@ -2,14 +2,21 @@
 
 Build: ``sphinx-build -W -b html docs docs/_build/html``; run every example:
 ``sphinx-build -W -b doctest docs docs/_build/doctest``.
+
+Some figures are measured during the build (``.. plot::`` directives calling
+``docs/measured_figures.py``); the pages that hold them are read again, and
+so measured again, on every build.
 """
 
-import os
+import pathlib
 import sys
 
-sys.path.insert(0, os.path.abspath(".."))
+DOCS = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS.parent))
+sys.path.insert(0, str(DOCS))
 
 import dualrev  # noqa: E402
+import measured_figures  # noqa: E402  (sets the Agg backend)
 
 project = "dualrev"
 author = "the dualrev authors"
@@ -22,6 +29,7 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.doctest",
     "sphinx.ext.mathjax",
+    "matplotlib.sphinxext.plot_directive",
 ]
 
 exclude_patterns = ["_build"]
@@ -43,3 +51,28 @@ doctest_global_setup = """
 import numpy as np
 import dualrev
 """
+
+# Figures measured at build time: one PNG each, at the resolution of the PNGs
+# that dualrev's tools write (so those are shown pixel for pixel), no links to
+# the plotting code or to other formats.
+plot_formats = [("png", measured_figures.PNG_DPI)]
+plot_html_show_formats = False
+plot_html_show_source_link = False
+plot_include_source = False
+
+rst_epilog = f"""
+.. |build-machine| replace:: {measured_figures.build_machine()}
+.. |benchmark-plots-source| replace:: {measured_figures.benchmark_plots_source()}
+"""
+
+#: Pages with figures measured at build time.
+MEASURED_PAGES = ("forward-vs-reverse", "hessian-vector-products", "benchmarks")
+
+
+def _measure_again(app, env, added, changed, removed):
+    """Read the measured pages on every build, even when their source is unchanged."""
+    return [page for page in MEASURED_PAGES if page in env.found_docs]
+
+
+def setup(app):
+    app.connect("env-get-outdated", _measure_again)

@@ -1,31 +1,115 @@
-"""The documentation's examples run: the Sphinx doctest build, warnings as errors."""
+"""The documentation builds with warnings as errors, its examples run, and the
+figures it measures at build time are on its pages.
 
+The benchmarks page shows the plots of ``benchmarks/plot_results.py`` when
+asv results exist and a plot measured during the build when they do not;
+both cases are built here, from a small asv result file written by the test
+and from an empty results directory (``DUALREV_ASV_RESULTS``).
+"""
+
+import json
+import os
 import pathlib
+import re
+import struct
 import subprocess
 import sys
 
 import pytest
 
 pytest.importorskip("sphinx")
+pytest.importorskip("matplotlib")
 
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
+MEASURED_PAGES = ("forward-vs-reverse", "hessian-vector-products", "benchmarks")
+
+
+def sphinx(builder, out, asv_results=None):
+    env = dict(os.environ)
+    if asv_results is not None:
+        env["DUALREV_ASV_RESULTS"] = str(asv_results)
+    result = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "-q", "-b", builder, str(DOCS),
+         str(out / builder), "-d", str(out / "doctrees")],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out / builder
+
+
+def images_on(html_dir, page):
+    """The PNG files the built ``page`` shows, as (width, height)."""
+    html = (html_dir / f"{page}.html").read_text()
+    sizes = []
+    for src in re.findall(r'<img [^>]*src="([^"]+\.png)"', html):
+        data = (html_dir / src).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", src
+        sizes.append(struct.unpack(">II", data[16:24]))
+    return sizes
+
+
+def text_of(html_dir, page):
+    return " ".join(re.sub(r"<[^>]+>", " ", (html_dir / f"{page}.html").read_text()).split())
+
+
+def write_asv_result(results_dir):
+    """One asv result file holding the benchmarks of two of plot_results.py's plots."""
+    run = {
+        "commit_hash": "0123abcd" * 5, "date": 1, "result_columns": ["result", "params"],
+        "results": {
+            "bench_tape.MLPLoss.time_loss": [[0.002], []],
+            "bench_tape.MLPLoss.time_grad": [[0.005], []],
+            "bench_tape.MLPLoss.time_grad_by_hand": [[0.004], []],
+            "bench_tape.TapeOverhead.track_grad_us_per_primitive":
+                [[4.0, 6.0], [["'scalar_chain'", "'indexing_loop'"]]],
+        },
+    }
+    machine = results_dir / "testmachine"
+    machine.mkdir(parents=True)
+    (machine / "0123abcd-python.json").write_text(json.dumps(run))
+
+
+@pytest.fixture(scope="module")
+def html_without_asv(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fresh")
+    (tmp / "no-results").mkdir()
+    return sphinx("html", tmp, asv_results=tmp / "no-results")
+
+
+@pytest.fixture(scope="module")
+def html_with_asv(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("asv")
+    write_asv_result(tmp / "results")
+    return sphinx("html", tmp, asv_results=tmp / "results")
 
 
 def test_docs_examples_execute(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "doctest", str(DOCS),
-         str(tmp_path / "doctest"), "-d", str(tmp_path / "doctrees")],
-        capture_output=True, text=True, timeout=300)
-    report = (tmp_path / "doctest" / "output.txt")
-    summary = report.read_text() if report.exists() else ""
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert " 0 failures in tests" in summary
+    out = sphinx("doctest", tmp_path)
+    assert " 0 failures in tests" in (out / "output.txt").read_text()
 
 
-def test_docs_build_without_warnings(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", str(DOCS),
-         str(tmp_path / "html"), "-d", str(tmp_path / "doctrees")],
-        capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert (tmp_path / "html" / "index.html").exists()
+def test_fresh_checkout_builds_without_warnings(html_without_asv):
+    assert (html_without_asv / "index.html").exists()
+
+
+@pytest.mark.parametrize("page", MEASURED_PAGES)
+def test_measured_pages_show_one_readable_figure(html_without_asv, page):
+    sizes = images_on(html_without_asv, page)
+    assert len(sizes) == 1
+    width, height = sizes[0]
+    assert width >= 500 and height >= 300
+    assert "CPUs" in text_of(html_without_asv, page)  # says where it was measured
+
+
+def test_benchmarks_page_without_asv_results_says_it_measured(html_without_asv):
+    text = text_of(html_without_asv, "benchmarks")
+    assert "There were no asv results" in text
+    assert "measured during the docs build" in text
+
+
+def test_benchmarks_page_shows_plot_results_of_saved_asv_run(html_with_asv):
+    text = text_of(html_with_asv, "benchmarks")
+    assert "The plots below are the latest asv results" in text
+    assert "commit 0123abcd" in text
+    # plot_results.py draws mlp_loss.png and tape_overhead.png from this run
+    # and skips the plots whose benchmarks have no result.
+    assert len(images_on(html_with_asv, "benchmarks")) == 2

@@ -1,0 +1,245 @@
+"""Figures of dualrev that the documentation measures while it is built.
+
+The pages call these functions from ``.. plot::`` directives
+(:mod:`matplotlib.sphinxext.plot_directive`), so no image is committed and
+none needs a manual step. Each figure comes from code that already exists:
+
+* the forward/reverse crossover: :func:`dualrev.compare.compare` on the
+  ``tanh(A x)`` grid of :func:`dualrev.examples.catalogue`, drawn by the
+  plotting code of ``dualrev compare --plot``;
+* the benchmark plots: ``benchmarks/plot_results.py`` on the newest saved
+  asv run, or, when there is none, gradient costs measured here on the
+  fixtures of ``benchmarks/benchmarks/common.py``;
+* the HVP costs: ``rosen_ratios`` of ``benchmarks/benchmarks/bench_hvp.py``.
+
+The two tools write PNG files; :func:`show_png` puts such a file in a figure
+pixel for pixel, for the plot directive to save.
+"""
+
+import contextlib
+import datetime
+import functools
+import io
+import os
+import pathlib
+import platform
+import sys
+import tempfile
+import timeit
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "benchmarks"
+#: Where asv saves results; the environment variable DUALREV_ASV_RESULTS
+#: names another directory (an empty one shows what a fresh checkout gets).
+ASV_RESULTS = pathlib.Path(os.environ.get("DUALREV_ASV_RESULTS",
+                                          BENCHMARKS / ".asv" / "results"))
+
+# plot_results.py and the asv package ``benchmarks`` live in benchmarks/.
+if str(BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(BENCHMARKS))
+
+#: Resolution of the PNGs that ``dualrev compare --plot`` and plot_results.py
+#: write, and of the PNGs the docs build saves (``plot_formats`` in conf.py).
+PNG_DPI = 120
+
+
+def build_machine():
+    """One line saying where and when the build-time figures were measured."""
+    return (f"{platform.machine()}, {os.cpu_count()} CPUs, Python "
+            f"{platform.python_version()}, NumPy {np.__version__}, "
+            f"{datetime.date.today().isoformat()}")
+
+
+def show_png(image):
+    """A figure that shows ``image`` (an RGB(A) array) pixel for pixel at PNG_DPI."""
+    height, width = image.shape[:2]
+    fig = plt.figure(figsize=(width / PNG_DPI, height / PNG_DPI), dpi=PNG_DPI)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(image, interpolation="none")
+    ax.set_axis_off()
+    return fig
+
+
+# ---- forward or reverse: the measured crossover -------------------------------------
+
+def jacobian_crossover(budget=0.05):
+    """Time ``jacfwd`` and ``jacrev`` on the ``tanh(A x)`` grid; show ``--plot``'s figure.
+
+    ``budget`` is the seconds of repeats per timing (see
+    :func:`dualrev.compare.compare`); the whole grid takes about a second.
+    """
+    from dualrev.cli import _plot
+    from dualrev.compare import compare
+    from dualrev.examples import catalogue
+
+    grid = [ex for ex in catalogue() if ex.group == "tanh(Ax)"]
+    reports = [compare(ex.f, ex.x, name=ex.name, hvp=False, budget=budget) for ex in grid]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "crossover.png")
+        with contextlib.redirect_stderr(io.StringIO()):  # "plot written to ..."
+            _plot(path, reports)
+        return show_png(plt.imread(path))
+
+
+# ---- benchmarks: saved asv results, or a measurement now --------------------------------
+
+@functools.cache
+def asv_plots():
+    """The PNGs plot_results.py draws from the newest asv run, and what it reported.
+
+    Returns
+    -------
+    images : tuple of ndarray
+        One per plot, by file name; empty when there are no asv results
+        (a fresh checkout) or none that plot_results.py plots.
+    report : str
+        plot_results.py's line on stderr (the commit and the number of
+        benchmarks, or why there is nothing).
+    """
+    import plot_results
+
+    log = io.StringIO()
+    with tempfile.TemporaryDirectory() as out:
+        with contextlib.redirect_stderr(log), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                plot_results.main(["--results", str(ASV_RESULTS), "--out", out])
+            except SystemExit:  # load_results exits when it finds no result file
+                pass
+        images = tuple(plt.imread(os.path.join(out, name))
+                       for name in sorted(os.listdir(out)) if name.endswith(".png"))
+    lines = log.getvalue().strip().splitlines()
+    return images, lines[-1] if lines else ""
+
+
+def benchmark_plots_source():
+    """The sentence telling the reader which plots the benchmarks page shows."""
+    images, report = asv_plots()
+    where = _shown_path(ASV_RESULTS)
+    if images:
+        return (f"The plots below are the latest asv results: "
+                f"``benchmarks/plot_results.py`` drew them from the newest run saved in "
+                f"``{where}`` (it reports ``{report}``); asv measured "
+                f"them, not this build of the docs.")
+    return (f"There were no asv results in ``{where}`` when these "
+            f"pages were built, so the plot below was measured during the docs build "
+            f"instead, on {build_machine()}: a small stand-in for the asv plots.")
+
+
+def _shown_path(path):
+    """``path`` relative to the repository when it is inside it."""
+    path = path.resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+
+
+def _best_seconds(costs, repeat):
+    """``{name: best of repeat single runs}``, the runs interleaved round by round."""
+    best = {name: np.inf for name in costs}
+    for _ in range(repeat):
+        for name, fn in costs.items():
+            best[name] = min(best[name], timeit.timeit(fn, number=1))
+    return best
+
+
+def gradient_ratios(repeat=5):
+    """Gradient time over ``f`` time, by dualrev and by hand, on three workloads.
+
+    The workloads and hand-written gradients are the asv suite's fixtures
+    (``benchmarks/benchmarks/common.py``).
+
+    Returns
+    -------
+    dict
+        ``{workload: (dualrev grad / f, hand-written grad / f)}``.
+    """
+    import dualrev
+    from benchmarks.common import (mlp_loss, mlp_loss_grad_by_hand, mlp_problem,
+                                   rosen_der, rosen_point, scalar_chain,
+                                   scalar_chain_deriv_by_hand)
+    from dualrev.examples import rosen
+
+    params, X, y = mlp_problem()
+    x = rosen_point(100_000)
+    workloads = {
+        "scalar chain\n(6,000 tiny ops)": (
+            lambda: scalar_chain(0.3), lambda: dualrev.grad(scalar_chain)(0.3),
+            lambda: scalar_chain_deriv_by_hand(0.3)),
+        "MLP loss\n(784-256-10, batch 128)": (
+            lambda: mlp_loss(params, X, y), lambda: dualrev.grad(mlp_loss)(params, X, y),
+            lambda: mlp_loss_grad_by_hand(params, X, y)),
+        "Rosenbrock\n(n = 100,000)": (
+            lambda: rosen(x), lambda: dualrev.grad(rosen)(x), lambda: rosen_der(x)),
+    }
+    costs = {(name, i): fn for name, fns in workloads.items() for i, fn in enumerate(fns)}
+    seconds = _best_seconds(costs, repeat)
+    return {name: (seconds[name, 1] / seconds[name, 0], seconds[name, 2] / seconds[name, 0])
+            for name in workloads}
+
+
+def gradient_ratio_figure(repeat=5):
+    """Bar chart of :func:`gradient_ratios`, measured now."""
+    ratios = gradient_ratios(repeat)
+    names = list(ratios)
+    xs = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for offset, column, label in ((-0.2, 0, "dualrev.grad"),
+                                  (0.2, 1, "hand-written gradient")):
+        bars = ax.bar(xs + offset, [ratios[n][column] for n in names], 0.4, label=label)
+        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+    ax.set_xticks(xs, names, fontsize=8)
+    ax.set_ylabel("gradient time / time of f")
+    ax.set_title("Cost of one gradient (measured while building the docs)", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.margins(y=0.15)
+    fig.tight_layout()
+    return fig
+
+
+def benchmark_figures():
+    """The asv plots when there are results, else the gradient costs measured now."""
+    images, _ = asv_plots()
+    if images:
+        return [show_png(image) for image in images]
+    return [gradient_ratio_figure()]
+
+
+# ---- Hessian-vector products ---------------------------------------------------------------
+
+#: (legend, bars of ``rosen_ratios``): what the HVP figure shows, group by group.
+HVP_GROUPS = (
+    ("one gradient", ("grad",)),
+    ("hvp(f, x, v, mode): record and product", ("hvp rev-rev", "hvp fwd-rev",
+                                                "hvp rev-fwd", "hvp fd")),
+    ("hvp_operator, built beforehand: one matvec", ("matvec rev-rev", "matvec fwd-rev")),
+    ("hand-written (SciPy)", ("rosen_der", "rosen_hess_prod")),
+)
+
+
+def hvp_figure(n=10_000, repeat=15):
+    """Bar chart of the HVP modes' cost on Rosenbrock at ``n``, as multiples of ``f``."""
+    from benchmarks.bench_hvp import rosen_ratios
+
+    ratios = rosen_ratios(n=n, repeat=repeat)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ticks, tick_labels, y = [], [], 0.0
+    for label, names in HVP_GROUPS:
+        ys = y + np.arange(len(names))
+        bars = ax.barh(ys, [ratios[name][1] for name in names], label=label)
+        ax.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
+        ticks += list(ys)
+        tick_labels += names
+        y += len(names) + 0.5
+    ax.set_yticks(ticks, tick_labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("time / time of one evaluation of f (best of %d runs)" % repeat)
+    ax.set_title(f"Rosenbrock, n = {n:,}: Hessian-vector products\n"
+                 f"(measured while building the docs)", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.margins(x=0.12)
+    fig.tight_layout()
+    return fig
