@@ -205,7 +205,8 @@ def hvp(f, x, v, mode="rev-rev", argnums=0, *, args=()):
         size about ``eps**(2/3)`` (about 4e-11) for a well-scaled ``f``.
     argnums : int
         The position of ``x`` among the arguments of ``f``: ``f`` is called as
-        ``f(*args[:argnums], x, *args[argnums:])``.
+        ``f(*args[:argnums], x, *args[argnums:])``, so ``args`` must hold at
+        least ``argnums`` values (a ValueError says so otherwise).
     args : tuple
         The other positional arguments of ``f``, held constant.
 
@@ -230,12 +231,25 @@ def hvp(f, x, v, mode="rev-rev", argnums=0, *, args=()):
     np.float64(6.0)
     """
     _check_mode(mode, HVP_MODES)
+    args = tuple(args)
     if argnums:
+        _check_argnums(argnums, args)
         f = _moved_to_front(f, argnums)
     x_leaves, treedef = flatten(x)
     x_leaves = [as_float(leaf, "x") for leaf in x_leaves]
     v_leaves = _leaves_like(x_leaves, v)
-    return unflatten(treedef, _hvp_leaves(f, x_leaves, treedef, v_leaves, mode, tuple(args)))
+    return unflatten(treedef, _hvp_leaves(f, x_leaves, treedef, v_leaves, mode, args))
+
+
+def _check_argnums(argnums, args):
+    """``x`` at position ``argnums`` needs ``argnums`` arguments before it."""
+    if not isinstance(argnums, (int, np.integer)) or argnums < 0:
+        raise ValueError(f"argnums must be a non-negative int (the position of x among "
+                         f"the arguments of f), not {argnums!r}")
+    if len(args) < argnums:
+        raise ValueError(f"argnums={argnums} puts x at position {argnums} of f's "
+                         f"arguments, so args= must hold at least {argnums} value(s) "
+                         f"(those before x), but args has {len(args)}")
 
 
 def _moved_to_front(f, argnums):

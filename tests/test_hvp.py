@@ -441,3 +441,15 @@ def test_hvp_argnums_places_x_among_the_arguments():
     for mode in HVP_MODES:
         got = dualrev.hvp(f, x, v, mode=mode, argnums=1, args=(2.0, 5.0))
         np.testing.assert_allclose(got, expected, rtol=1e-6 if mode == "fd" else 1e-12)
+
+
+@pytest.mark.parametrize("mode", HVP_MODES)
+def test_hvp_argnums_without_enough_args_names_argnums_and_args(mode):
+    f = lambda a, b, x: a * b * x ** 3  # noqa: E731
+    with pytest.raises(ValueError, match=r"argnums=2.*args.* 1"):
+        dualrev.hvp(f, 2.0, 1.0, mode=mode, argnums=2, args=(0.5,))
+    with pytest.raises(ValueError, match="argnums"):
+        dualrev.hvp(f, 2.0, 1.0, mode=mode, argnums=-1)
+    # With both arguments before x: d2/dx2 (a b x^3) = 6 a b x = 12 at x = 2.
+    assert float(dualrev.hvp(f, 2.0, 1.0, mode=mode, argnums=2, args=(0.5, 2.0))) \
+        == pytest.approx(12.0, rel=1e-6)
