@@ -308,6 +308,27 @@ class HVPOperator(LinearOperator):
     Built by :func:`hvp_operator`. Square ``n x n`` over the flattened
     ``x``, symmetric, float64. ``grad f`` is recorded once, at construction;
     every product is one sweep of that recording, never a new call of ``f``.
+    Use it as any ``LinearOperator``: ``H @ v``, ``H.matvec(v)``,
+    ``H.matmat(V)``, ``H.T``, or pass it to ``cg``, ``minres``, ``eigsh``.
+
+    Parameters
+    ----------
+    recording : GradRecording
+        ``grad f`` at ``x``, recorded on an outer tape.
+    mode : {"rev-rev", "fwd-rev"}
+        How each product sweeps the recording: one reverse sweep seeded with
+        ``v`` at the gradient, or one forward replay with tangent ``v`` at
+        the inputs (``matmat`` then pushes all columns at once).
+    unravel : callable
+        Rebuilds the structure of ``x`` from a flat vector.
+    n : int
+        The number of scalars in ``x``.
+
+    Returns
+    -------
+    HVPOperator
+        ``H @ v`` returns ``H v`` as a flat float64 vector of length ``n``;
+        ``H.matmat(V)`` returns ``H V`` for ``V`` of shape ``(n, k)``.
 
     Attributes
     ----------
@@ -319,6 +340,24 @@ class HVPOperator(LinearOperator):
         Rebuilds the structure of ``x`` from a flat vector.
     mode : str
         ``"rev-rev"`` or ``"fwd-rev"``.
+
+    See Also
+    --------
+    hvp_operator : the way to build one.
+    hvp : one product without keeping a recording.
+
+    Examples
+    --------
+    >>> import numpy as np, dualrev
+    >>> f = lambda p: p["a"] ** 2 * p["b"]        # H = [[2 b, 2 a], [2 a, 0]]
+    >>> H = dualrev.hvp_operator(f, {"a": 1.0, "b": 3.0}, mode="fwd-rev")
+    >>> isinstance(H, dualrev.HVPOperator), H.shape, H.value, H.grad
+    (True, (2, 2), 3.0, array([6., 1.]))
+    >>> H.matmat(np.eye(2))
+    array([[6., 2.],
+           [2., 0.]])
+    >>> H.unravel(H @ np.array([1.0, 0.0]))
+    {'a': array(6.), 'b': array(2.)}
     """
 
     def __init__(self, recording, mode, unravel, n):
