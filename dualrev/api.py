@@ -111,6 +111,20 @@ def _pull(tape, nodes, leaves, seeds):
     return [_zeros_like(x) if c is None else c for c, x in zip(cts, leaves)]
 
 
+def _check_scalar(out, has_aux):
+    if isinstance(out, (tuple, list, dict)):
+        hint = "" if has_aux else (" If f returns (loss, aux), pass has_aux=True.")
+        raise TypeError(
+            f"grad requires a function with a scalar output, but it returned a "
+            f"{type(out).__name__}.{hint} For several outputs use dualrev.jacrev "
+            "or dualrev.vjp")
+    if shape_of(out) != ():
+        raise TypeError(
+            f"grad requires a function with a scalar output, but it returned shape "
+            f"{shape_of(out)}: use dualrev.jacrev for the full Jacobian, or "
+            "dualrev.vjp for vector-Jacobian products")
+
+
 def value_and_grad(f, argnums=0, has_aux=False):
     """A function returning ``(f(*args), grad f(*args))``, by reverse mode.
 
@@ -143,11 +157,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
         tape, nodes, leaves, treedef, out = _record(f, args, kwargs, argnums)
         if has_aux:
             out, aux = out
-        if shape_of(out) != ():
-            raise TypeError(
-                f"grad requires a function with a scalar output, but it returned shape "
-                f"{shape_of(out)}: use dualrev.jacrev for the full Jacobian, or "
-                "dualrev.vjp for vector-Jacobian products")
+        _check_scalar(out, has_aux)
         index = tape.index_of(out)
         seeds = {} if index is None else {index: np.ones((), np.result_type(out.primal))[()]}
         grads = unflatten(treedef, _pull(tape, nodes, leaves, seeds))
@@ -386,7 +396,8 @@ def jacfwd(f, argnums=0, chunk_size=None):
         blocks = None
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
-            basis = np.eye(n)[start:stop]
+            basis = np.zeros((stop - start, n))  # directions start..stop-1 only
+            basis[np.arange(stop - start), np.arange(start, stop)] = 1.0
             tangents = [basis[:, offsets[j]:offsets[j + 1]].reshape((stop - start,) + shape_of(x))
                         for j, x in enumerate(leaves)]
             out, tangent = _push(f, args, argnums, tangents, kwargs)

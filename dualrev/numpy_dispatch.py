@@ -8,11 +8,12 @@ call the registry directly. NumPy itself is never patched.
 """
 
 import numpy as np
+import scipy.special
 
 from . import ops  # noqa: F401  (fills the registry)
 from .ops import arithmetic as ar
 from .ops import linalg, reductions, shape
-from .registry import NUMPY_FUNCTIONS, Op, Tracer, bind
+from .registry import NUMPY_FUNCTIONS, Op, Tracer, bind, primal_value
 
 REGISTRATION_HINT = ("register it with dualrev.defop(...) (a new primitive with its "
                      "derivative rules) or dualrev.register_numpy(func, implementation) "
@@ -35,10 +36,11 @@ CONVERSION_HINT = (
 
 
 def _name(func):
-    module = getattr(func, "__module__", None) or "numpy"
-    if isinstance(func, np.ufunc):
-        module = "numpy"
-    return f"{module}.{getattr(func, '__name__', repr(func))}"
+    name = getattr(func, "__name__", repr(func))
+    if isinstance(func, np.ufunc):  # ufuncs do not say which module made them
+        return f"scipy.special.{name}" if getattr(scipy.special, name, None) is func \
+            else f"numpy.{name}"
+    return f"{getattr(func, '__module__', None) or 'numpy'}.{name}"
 
 
 class UnsupportedFunctionError(NotImplementedError):
@@ -130,10 +132,7 @@ class TracedArray(Tracer):
     @property
     def primal(self):
         """The innermost plain value, without any derivative."""
-        v = self.value
-        while isinstance(v, Tracer):
-            v = v.value
-        return v
+        return primal_value(self.value)
 
     @property
     def shape(self):
@@ -247,6 +246,43 @@ class TracedArray(Tracer):
     def argmin(self, axis=None):
         return np.argmin(self.primal, axis=axis)
 
+    def repeat(self, repeats, axis=None):
+        return shape.repeat(self, repeats, axis)
+
+    def take(self, indices, axis=None, out=None, mode="raise"):
+        return shape.take(self, indices, axis, out, mode)
+
+    def round(self, decimals=0, out=None):
+        return np.round(self, decimals, out)
+
+    def any(self, axis=None, out=None, keepdims=False):
+        return np.any(self.primal, axis=axis, out=out, keepdims=keepdims)
+
+    def all(self, axis=None, out=None, keepdims=False):
+        return np.all(self.primal, axis=axis, out=out, keepdims=keepdims)
+
+    def sort(self, axis=-1, kind=None, order=None):
+        raise TypeError("traced values are immutable: x.sort() sorts in place; "
+                        "use np.sort(x) instead")
+
+    def item(self, *args):
+        raise TypeError(CONVERSION_HINT)
+
+    tolist = item
+
+    @property
+    def real(self):
+        return self
+
+    @property
+    def imag(self):
+        return np.zeros(self.shape)
+
+    def conj(self):
+        return self
+
+    conjugate = conj
+
     def astype(self, dtype, copy=True):
         if not np.issubdtype(np.dtype(dtype), np.floating):
             raise TypeError(f"astype({np.dtype(dtype)}) would drop the derivative of a "
@@ -311,5 +347,21 @@ NUMPY_FUNCTIONS[np.positive] = lambda x: x
 NUMPY_FUNCTIONS[np.absolute] = NUMPY_FUNCTIONS[np.abs]
 NUMPY_FUNCTIONS[np.fabs] = NUMPY_FUNCTIONS[np.abs]
 for _f in (np.argmax, np.argmin, np.argsort, np.nonzero, np.flatnonzero, np.shape,
-           np.ndim, np.size, np.isclose, np.allclose, np.array_equal):
+           np.ndim, np.size, np.isclose, np.allclose, np.array_equal, np.round,
+           np.around, np.any, np.all, np.count_nonzero, np.argwhere, np.searchsorted):
     NUMPY_FUNCTIONS.setdefault(_f, _on_primal(_f))
+
+
+def _constant_like(make):
+    """np.zeros_like and friends: a plain array of the traced value's shape."""
+    def constant_like(a, *args, **kwargs):
+        kwargs.pop("dtype", None)
+        return make(np.shape(primal_value(a)), *args, **kwargs)
+    return constant_like
+
+
+NUMPY_FUNCTIONS[np.zeros_like] = _constant_like(np.zeros)
+NUMPY_FUNCTIONS[np.ones_like] = _constant_like(np.ones)
+NUMPY_FUNCTIONS[np.empty_like] = _constant_like(np.zeros)
+NUMPY_FUNCTIONS[np.full_like] = _constant_like(np.full)
+NUMPY_FUNCTIONS[np.copy] = lambda a, *args, **kwargs: a  # traced values are immutable

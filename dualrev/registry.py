@@ -275,6 +275,13 @@ def unbroadcast(g, shape):
     return g
 
 
+def primal_value(x):
+    """The plain value under every level of tracing (a constant)."""
+    while isinstance(x, Tracer):
+        x = x.value
+    return x
+
+
 def shape_of(x):
     """Shape of a plain or traced value (Python scalars have shape ``()``)."""
     return getattr(x, "shape", ())

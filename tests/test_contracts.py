@@ -324,3 +324,62 @@ def test_tape_keeps_only_what_rules_read():
     gc.collect()
     assert refs[0]() is None  # the intermediate a was freed while the tape lives
     np.testing.assert_allclose(vjp_fn(1.0)[0], 2 * np.exp(2 * x))
+
+
+def test_grad_of_a_tuple_says_has_aux():
+    with pytest.raises(TypeError, match=r"returned a tuple.*has_aux=True"):
+        dr.grad(lambda x: (np.sum(x ** 2), "aux"))(np.ones(3))
+    with pytest.raises(TypeError, match=r"returned a list.*jacrev"):
+        dr.value_and_grad(lambda x: [np.sum(x)])(np.ones(2))
+
+
+@pytest.mark.parametrize("f", [lambda x: np.mean(x, where=x > 1),
+                               lambda x: np.max(x, initial=10.0),
+                               lambda x: np.sum(x, initial=1.0)],
+                         ids=["mean-where", "max-initial", "sum-initial"])
+def test_unimplemented_reduction_options_raise(f):
+    with pytest.raises(NotImplementedError, match=r"where|initial"):
+        dr.grad(f)(np.array([1.0, 2.0, 3.0]))
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: np.sort(x) * np.arange(4.0),
+    lambda x: x.repeat(2) * np.arange(8.0),
+    lambda x: x.take([0, 0, 3]),
+    lambda x: np.take_along_axis(x, np.argsort(x), axis=0) * np.arange(4.0),
+    lambda x: x * np.zeros_like(x) + np.ones_like(x) * x + np.copy(x) + x.real,
+], ids=["sort", "repeat", "take", "take_along_axis", "like-copy-real"])
+def test_array_methods_and_helpers(f):
+    check_grads(f, (np.array([3.0, 1.0, 2.0, 5.0]),), order=2)
+
+
+def test_sorting_routes_cotangents_to_where_elements_came_from():
+    g = dr.grad(lambda x: np.sort(x)[-1])(np.array([3.0, 1.0, 5.0, 2.0]))
+    np.testing.assert_array_equal(g, [0.0, 0.0, 1.0, 0.0])
+
+
+def test_primal_only_helpers_and_conversions():
+    x = np.array([0.4, 1.6])
+    assert dr.grad(lambda x: np.sum(x * np.round(x)) if x.all() else 0.0)(x).tolist() == [0.0, 2.0]
+    with pytest.raises(TypeError, match="derivative"):
+        dr.grad(lambda x: x.item())(1.0)
+    with pytest.raises(TypeError, match=r"np\.sort"):
+        dr.grad(lambda x: x.sort())(x)
+
+
+def test_unsupported_scipy_ufunc_is_named_as_scipy():
+    import scipy.special
+    with pytest.raises(NotImplementedError, match=r"scipy\.special\.gamma"):
+        dr.grad(scipy.special.gamma)(1.5)
+
+
+def test_jacfwd_chunks_do_not_build_the_full_identity():
+    import tracemalloc
+    f = lambda x: np.sum(x ** 2)  # noqa: E731
+    x = np.ones(3000)
+    tracemalloc.start()
+    J = dr.jacfwd(f, chunk_size=100)(x)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_array_equal(J, 2 * x)
+    assert peak < 20e6  # a full 3000 x 3000 identity alone would be 72 MB

@@ -99,7 +99,7 @@ def remainder_dy(x, y, out):
 
 
 remainder = defbinary("remainder", np.remainder, lambda x, y, out: 1.0, remainder_dy,
-                      numpy=(np.remainder, np.fmod),
+                      saves=((), (0, 1)), numpy=(np.remainder, np.fmod),
                       doc="x % y: d/dx = 1, d/dy = -floor(x / y).")
 
 
@@ -121,10 +121,12 @@ def minimum_dy(x, y, out):
     return x >= y
 
 
-maximum = defbinary("maximum", np.maximum, maximum_dx, maximum_dy, numpy=np.maximum,
+maximum = defbinary("maximum", np.maximum, maximum_dx, maximum_dy,
+                    saves=((0, 1), (0, 1)), numpy=np.maximum,
                     doc="Elementwise max. The max gate routes the cotangent to the "
                         "larger input; at a tie it goes to the second argument.")
-minimum = defbinary("minimum", np.minimum, minimum_dx, minimum_dy, numpy=np.minimum,
+minimum = defbinary("minimum", np.minimum, minimum_dx, minimum_dy,
+                    saves=((0, 1), (0, 1)), numpy=np.minimum,
                     doc="Elementwise min; at a tie the cotangent goes to the second argument.")
 
 
@@ -144,9 +146,9 @@ def fmin_dy(x, y, out):
     return ~((x < y) | np.isnan(y))
 
 
-fmax = defbinary("fmax", np.fmax, fmax_dx, fmax_dy, numpy=np.fmax,
+fmax = defbinary("fmax", np.fmax, fmax_dx, fmax_dy, saves=((0, 1), (0, 1)), numpy=np.fmax,
                  doc="Elementwise max ignoring NaN; ties go to the second argument.")
-fmin = defbinary("fmin", np.fmin, fmin_dx, fmin_dy, numpy=np.fmin,
+fmin = defbinary("fmin", np.fmin, fmin_dx, fmin_dy, saves=((0, 1), (0, 1)), numpy=np.fmin,
                  doc="Elementwise min ignoring NaN; ties go to the second argument.")
 
 
@@ -177,7 +179,7 @@ computed everywhere, and the branch not taken still passes ``0 * sqrt'(0)
 where = defop("where", np.where, nargs=3,
               jvp=(None, lambda t, out, c, x, y: where_jvp(t, out, c, x, y, 1),
                    lambda t, out, c, x, y: where_jvp(t, out, c, x, y, 2)),
-              vjp=(None, where_vjp_x, where_vjp_y), numpy=np.where,
+              vjp=(None, where_vjp_x, where_vjp_y), saves=((), (0,), (0,)), numpy=np.where,
               doc=WHERE_DOC)
 
 # Derivative zero almost everywhere, or integer/boolean valued.

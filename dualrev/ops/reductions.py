@@ -35,10 +35,18 @@ def expand_to(g, x, axis, keepdims):
     return broadcast_to(g, shape=xs)
 
 
-def _check_out(out, name):
+def _check_out(out, name, options=None):
+    """Refuse ``out=`` and the reduction options dualrev does not implement
+    (``where=``, ``initial=``...), rather than silently ignore them."""
     if out is not None:
         raise TypeError(f"{name}(..., out=...) cannot hold a traced value: "
                         "use the returned value instead of out=")
+    unsupported = sorted(k for k, v in (options or {}).items()
+                         if not (k == "where" and v is True) and v is not np._NoValue)
+    if unsupported:
+        raise NotImplementedError(f"{name}: the option(s) {unsupported} are not supported "
+                                  "on traced values; mask the input instead, e.g. "
+                                  "np.where(mask, x, 0)")
 
 
 # ---- sum -------------------------------------------------------------------
@@ -53,12 +61,12 @@ sum_ = defop("sum", lambda x, *, axis, keepdims: np.sum(x, axis=axis, keepdims=k
 
 
 def np_sum(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
-    _check_out(out, "sum")
+    _check_out(out, "sum", kwargs)
     return sum_(a, axis=normalize_axis(axis, len(shape_of(a))), keepdims=bool(keepdims))
 
 
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
-    _check_out(out, "mean")
+    _check_out(out, "mean", kwargs)
     axis = normalize_axis(axis, len(shape_of(a)))
     shape = shape_of(a)
     count = int(np.prod([shape[ax] for ax in axis]))
@@ -66,7 +74,7 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
 
 
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
-    _check_out(out, "var")
+    _check_out(out, "var", kwargs)
     axis = normalize_axis(axis, len(shape_of(a)))
     shape = shape_of(a)
     count = int(np.prod([shape[ax] for ax in axis]))
@@ -75,7 +83,7 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
 
 
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
-    return np.sqrt(var(a, axis=axis, out=out, ddof=ddof, keepdims=keepdims))
+    return np.sqrt(var(a, axis=axis, out=out, ddof=ddof, keepdims=keepdims, **kwargs))
 
 
 register_numpy(np.sum, np_sum)
@@ -110,12 +118,12 @@ amin = defop("amin", lambda x, *, axis, keepdims: np.min(x, axis=axis, keepdims=
 
 
 def np_max(a, axis=None, out=None, keepdims=False, **kwargs):
-    _check_out(out, "max")
+    _check_out(out, "max", kwargs)
     return amax(a, axis=normalize_axis(axis, len(shape_of(a))), keepdims=bool(keepdims))
 
 
 def np_min(a, axis=None, out=None, keepdims=False, **kwargs):
-    _check_out(out, "min")
+    _check_out(out, "min", kwargs)
     return amin(a, axis=normalize_axis(axis, len(shape_of(a))), keepdims=bool(keepdims))
 
 
@@ -164,7 +172,7 @@ prod = defop("prod", lambda x, *, axis, keepdims: np.prod(x, axis=axis, keepdims
 
 
 def np_prod(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
-    _check_out(out, "prod")
+    _check_out(out, "prod", kwargs)
     return prod(a, axis=normalize_axis(axis, len(shape_of(a))), keepdims=bool(keepdims))
 
 

@@ -9,7 +9,7 @@ import operator
 
 import numpy as np
 
-from ..registry import Tracer, defop, register_numpy, shape_of, unbroadcast
+from ..registry import Tracer, defop, primal_value, register_numpy, shape_of, unbroadcast
 
 
 def batch_shape(t, x):
@@ -452,6 +452,33 @@ def repeat(a, repeats, axis=None):
     return _take_along(a, axis, positions)
 
 
+def take(a, indices, axis=None, out=None, mode="raise"):
+    if out is not None or mode != "raise":
+        raise NotImplementedError("take on traced values supports out=None, mode='raise'")
+    if axis is None:
+        a, axis = ravel(a), 0
+    ndim = len(shape_of(a))
+    return getitem(a, index=_axis_index(ndim, axis % ndim, np.asarray(indices, dtype=np.intp)))
+
+
+def take_along_axis(arr, indices, axis):
+    if axis is None:
+        arr, axis = ravel(arr), 0
+    indices = np.asarray(indices, dtype=np.intp)
+    index = list(np.ix_(*(np.arange(n) for n in indices.shape)))
+    index[axis % len(indices.shape)] = indices
+    return getitem(arr, index=tuple(np.broadcast_arrays(*index)))
+
+
+def sort(a, axis=-1, kind=None, order=None, *, stable=None):
+    """Sorted ``a``: a permutation read off the primal values, so the
+    cotangent of each output element goes back to the element it came from."""
+    if axis is None:
+        a, axis = ravel(a), -1
+    order = np.argsort(primal_value(a), axis=axis, kind="stable")
+    return take_along_axis(a, order, axis)
+
+
 _NO_VALUE = object()
 
 
@@ -491,3 +518,6 @@ register_numpy(np.pad, pad)
 register_numpy(np.tile, tile)
 register_numpy(np.repeat, repeat)
 register_numpy(np.diff, diff)
+register_numpy(np.take, take)
+register_numpy(np.take_along_axis, take_along_axis)
+register_numpy(np.sort, sort)
