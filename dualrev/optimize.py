@@ -245,7 +245,10 @@ def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", **kwargs)
     hvp_mode : {"rev-rev", "fwd-rev"}
         How Hessian-vector products (and full Hessians) are computed.
     **kwargs
-        Passed to SciPy: ``bounds`` (on the flat vector), ``constraints``
+        Passed to SciPy: ``bounds`` (on the flat vector, whose order is that
+        of :func:`dualrev.tree.flatten`: dict keys sorted; or, when ``x0`` is
+        a dict, a dict mapping some of its keys to a ``(low, high)`` pair of
+        scalars or arrays for that entry), ``constraints``
         (dicts or ``NonlinearConstraint`` whose ``fun`` takes ``x`` in the
         structure of ``x0``; their ``jac`` is computed by dualrev when not a
         callable, and a ``NonlinearConstraint`` without ``hess`` gets the
@@ -283,6 +286,8 @@ def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", **kwargs)
                            or callable(name))
     if "constraints" in kwargs:
         kwargs["constraints"] = _constraints_with_jacobians(kwargs["constraints"], unravel)
+    if isinstance(kwargs.get("bounds"), dict):
+        kwargs["bounds"] = _flat_bounds(kwargs["bounds"], x0)
     derivatives = _derivatives_for(name, objective)
     value = objective.value if derivatives else objective.plain_value
     res = scipy.optimize.minimize(value, flat0, args=args, method=method,
@@ -290,6 +295,29 @@ def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", **kwargs)
     res.x_flat = res.x
     res.x = unravel(np.array(res.x, np.float64))
     return res
+
+
+def _flat_bounds(bounds, x0):
+    """Bounds given per entry of a dict ``x0``, as SciPy's flat (low, high) pairs."""
+    if not isinstance(x0, dict):
+        raise TypeError("bounds may be a dict only when x0 is a dict")
+    unknown = set(bounds) - set(x0)
+    if unknown:
+        raise ValueError(f"bounds name entries that x0 does not have: {sorted(unknown)}")
+    lows, highs = [], []
+    for key in sorted(x0):  # the order of ravel_pytree
+        low, high = bounds.get(key, (None, None))
+        lows += _limits(low, x0[key])
+        highs += _limits(high, x0[key])
+    return list(zip(lows, highs))
+
+
+def _limits(limit, entry):
+    """One bound (None, a scalar or an array) for every element of ``entry``."""
+    size = ravel_pytree(entry)[0].size
+    if limit is None:
+        return [None] * size
+    return np.broadcast_to(limit, np.shape(entry)).ravel().tolist()
 
 
 def _derivatives_for(name, objective):

@@ -90,6 +90,7 @@ def ravel_pytree(tree):
                           or [np.zeros(0)])
 
     def unravel(vector):
-        return unflatten(treedef, [np.reshape(vector[a:b], s)
+        # a scalar leaf comes back as a scalar (vector[a]), not a 0-d array
+        return unflatten(treedef, [np.reshape(vector[a:b], s) if s else vector[a]
                                    for a, b, s in zip(bounds, bounds[1:], shapes)])
     return flat, unravel

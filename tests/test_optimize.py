@@ -344,3 +344,16 @@ def test_mlp_example_reaches_a_low_loss(capsys, tmp_path):
     out = capsys.readouterr().out
     final = out.split("after")[-1]
     assert "accuracy 1.000" in final.splitlines()[1]  # the Hessian-free line
+
+
+def test_bounds_by_name_for_dict_parameters():
+    def f(p):
+        return (p["z"] - 1) ** 2 + (p["a"] + 1) ** 2 + np.sum((p["w"] - 3) ** 2)
+    res = minimize(f, {"z": 0.0, "a": 0.0, "w": np.zeros(2)}, method="L-BFGS-B",
+                   bounds={"z": (0.5, 0.6), "w": (0.0, np.array([1.0, 5.0]))})
+    assert res.x["z"] == pytest.approx(0.6) and res.x["a"] == pytest.approx(-1.0)
+    np.testing.assert_allclose(res.x["w"], [1.0, 3.0], atol=1e-6)
+    assert np.ndim(res.x["z"]) == 0 and not isinstance(res.x["z"], np.ndarray)
+    with pytest.raises(ValueError, match="zz"):
+        minimize(f, {"z": 0.0, "a": 0.0, "w": np.zeros(2)}, method="L-BFGS-B",
+                 bounds={"zz": (0, 1)})
