@@ -244,9 +244,13 @@ def test_sqrt_at_zero_is_inf_with_numpy_warning(diff, x):
 
 
 def test_sqrt_at_zero_on_arrays():
+    x = np.array([0.0, 4.0])
     with pytest.warns(RuntimeWarning):
-        g = dr.grad(lambda x: np.sum(np.sqrt(x)))(np.array([0.0, 4.0]))
+        g = dr.grad(lambda x: np.sum(np.sqrt(x)))(x)
     np.testing.assert_array_equal(g, [np.inf, 0.25])
+    with pytest.warns(RuntimeWarning):
+        _, t = dr.jvp(np.sqrt, (x,), (np.array([1.0, 1.0]),))
+    np.testing.assert_array_equal(t, [np.inf, 0.25])
 
 
 def test_where_nan_trap_and_safe_recipe():
