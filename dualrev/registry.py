@@ -215,12 +215,36 @@ def defnondiff(name, impl, *, numpy=(), doc=None):
     values only. Use this only where the derivative is zero or undefined
     almost everywhere.
 
+    Parameters
+    ----------
+    name : str
+        Unique name of the op.
+    impl : callable
+        ``impl(*arrays, **params)`` computing the op on plain NumPy values.
+    numpy : callable or sequence of callable
+        NumPy or SciPy functions (or ufuncs) that this op implements directly.
+    doc : str, optional
+        Docstring of the op.
+
+    Returns
+    -------
+    Op
+        The registered op; on traced inputs it returns a plain (constant)
+        value.
+
+    See Also
+    --------
+    defop : a differentiable primitive.
+    dualrev.stop_gradient : treat one value as a constant.
+
     Examples
     --------
     >>> import numpy as np, dualrev
     >>> is_big = dualrev.defnondiff("is_big_example", lambda x: x > 10)
     >>> bool(is_big(11.0))
     True
+    >>> dualrev.grad(lambda x: x * is_big(x))(11.0)   # the mask is a constant
+    np.float64(1.0)
     """
     if name in OPS:
         raise ValueError(f"an op named {name!r} is already registered")
@@ -233,6 +257,11 @@ def defnondiff(name, impl, *, numpy=(), doc=None):
 def register_numpy(functions, implementation):
     """Route NumPy/SciPy callables to ``implementation`` on traced values.
 
+    The registration is global: from then on, the NumPy function called on a
+    traced value (by ``__array_function__`` or ``__array_ufunc__``) runs
+    ``implementation``, which is differentiated through the registered ops it
+    calls: no derivative rule to write. On plain arrays NumPy is untouched.
+
     Parameters
     ----------
     functions : callable or sequence of callable
@@ -240,12 +269,34 @@ def register_numpy(functions, implementation):
     implementation : callable
         Same signature as the NumPy function, built from registered ops.
 
+    Returns
+    -------
+    callable
+        ``implementation``, unchanged.
+
+    See Also
+    --------
+    defop : a new primitive, with its own derivative rules (when a
+        composite would be unstable or slow).
+    defunary, defbinary
+
     Examples
     --------
+    dualrev has no rule for ``np.sinc``; a composite of ``sin`` and division
+    gives it one (valid away from 0):
+
     >>> import numpy as np, dualrev
-    >>> def my_cosh(x):
-    ...     return (np.exp(x) + np.exp(-x)) / 2
-    >>> _ = dualrev.register_numpy(np.cosh, my_cosh)  # doctest: +SKIP
+    >>> dualrev.grad(np.sinc)(0.5)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    dualrev.numpy_dispatch.UnsupportedFunctionError: numpy.sinc has no differentiation rule...
+    >>> def sinc(x):
+    ...     return np.sin(np.pi * x) / (np.pi * x)
+    >>> _ = dualrev.register_numpy(np.sinc, sinc)
+    >>> d = dualrev.grad(np.sinc)(0.5)      # (cos(pi x) - sinc(x)) / x
+    >>> bool(np.isclose(d, -4 / np.pi))
+    True
+    >>> del dualrev.registry.NUMPY_FUNCTIONS[np.sinc]   # keep this example local
     """
     if callable(functions):
         functions = (functions,)
@@ -306,18 +357,46 @@ def fit_tangent(t, x, out):
 def defunary(name, impl, deriv, *, reads=("x", "out"), numpy=(), doc=None):
     """Register an elementwise op ``out = impl(x)`` from its local derivative.
 
-    ``deriv(x, out)`` returns ``d out / d x`` elementwise, written with NumPy
-    calls on the values it gets; both rules follow from it:
-    ``jvp = t * deriv`` and ``vjp = g * deriv``. ``reads`` names which of
-    ``"x"`` and ``"out"`` the derivative reads (the tape keeps only those).
+    Both rules follow from the local derivative: ``jvp = t * deriv`` and
+    ``vjp = g * deriv``.
+
+    Parameters
+    ----------
+    name : str
+        Unique name of the op.
+    impl : callable
+        ``impl(x)`` computing the op elementwise on plain NumPy values.
+    deriv : callable
+        ``deriv(x, out)`` returns ``d out / d x`` elementwise, written with
+        NumPy calls on the values it gets (so that it can be differentiated
+        again).
+    reads : str or sequence of str
+        Which of ``"x"`` and ``"out"`` ``deriv`` reads; the tape keeps only
+        those (``exp`` needs only ``"out"``).
+    numpy : callable or sequence of callable
+        NumPy or SciPy functions (or ufuncs) that this op implements directly.
+    doc : str, optional
+        Docstring of the op.
+
+    Returns
+    -------
+    Op
+        The registered op; call it like a NumPy function.
+
+    See Also
+    --------
+    defop : the general form.
+    defbinary : the same for a broadcasting op of two arguments.
 
     Examples
     --------
     >>> import numpy as np, dualrev
-    >>> sinc2 = dualrev.defunary("sin2_example", lambda x: np.sin(2 * x),
-    ...                          lambda x, out: 2 * np.cos(2 * x))
-    >>> float(dualrev.grad(sinc2)(0.0))
+    >>> sin2 = dualrev.defunary("sin2_example", lambda x: np.sin(2 * x),
+    ...                         lambda x, out: 2 * np.cos(2 * x), reads="x")
+    >>> float(dualrev.grad(sin2)(0.0))
     2.0
+    >>> float(dualrev.grad(dualrev.grad(sin2))(np.pi / 4))   # -4 sin(2 x)
+    -4.0
     """
     def jvp(t, out, x):
         return t * deriv(x, out)
@@ -334,10 +413,50 @@ def defunary(name, impl, deriv, *, reads=("x", "out"), numpy=(), doc=None):
 def defbinary(name, impl, dx, dy, *, saves=None, numpy=(), doc=None):
     """Register a broadcasting elementwise op ``out = impl(x, y)``.
 
-    ``dx(x, y, out)`` and ``dy(x, y, out)`` return the local partial
-    derivatives (``None`` for an argument that is not differentiable). The
-    rules multiply them with the tangent or cotangent; broadcasting is undone
-    by :func:`unbroadcast` and tangents are fitted by :func:`fit_tangent`.
+    The rules multiply the local partial derivatives with the tangent or
+    cotangent; broadcasting is undone by :func:`unbroadcast` and tangents are
+    fitted by :func:`fit_tangent`, so the partials are written as if ``x``
+    and ``y`` had one shape.
+
+    Parameters
+    ----------
+    name : str
+        Unique name of the op.
+    impl : callable
+        ``impl(x, y)`` computing the op on plain NumPy values, broadcasting.
+    dx, dy : callable or None
+        ``dx(x, y, out)`` and ``dy(x, y, out)`` return ``d out / d x`` and
+        ``d out / d y`` elementwise, written with NumPy calls on the values
+        they get; ``None`` for an argument that is not differentiable.
+    saves : sequence of sequence, optional
+        As in :func:`defop`: per argument, the values its rules read.
+    numpy : callable or sequence of callable
+        NumPy or SciPy functions (or ufuncs) that this op implements directly.
+    doc : str, optional
+        Docstring of the op.
+
+    Returns
+    -------
+    Op
+        The registered op; call it like a NumPy function.
+
+    See Also
+    --------
+    defop : the general form.
+    defunary : the same for an elementwise op of one argument.
+
+    Examples
+    --------
+    ``out = x y**2``; a scalar ``x`` broadcast against ``y`` gets the summed
+    cotangent:
+
+    >>> import numpy as np, dualrev
+    >>> x_y2 = dualrev.defbinary("x_y2_example", lambda x, y: x * y ** 2,
+    ...                          lambda x, y, out: y ** 2,
+    ...                          lambda x, y, out: 2 * x * y)
+    >>> dualrev.grad(lambda x, y: np.sum(x_y2(x, y)), argnums=(0, 1))(
+    ...     2.0, np.array([1.0, 3.0]))
+    (np.float64(10.0), array([ 4., 12.]))
     """
     def make(local, pos):
         if local is None:
