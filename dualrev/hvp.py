@@ -356,8 +356,9 @@ class HVPOperator(LinearOperator):
     >>> H.matmat(np.eye(2))
     array([[6., 2.],
            [2., 0.]])
-    >>> H.unravel(H @ np.array([1.0, 0.0]))
-    {'a': array(6.), 'b': array(2.)}
+    >>> Hv = H.unravel(H @ np.array([1.0, 0.0]))    # back to the structure of x
+    >>> float(Hv["a"]), float(Hv["b"])
+    (6.0, 2.0)
     """
 
     def __init__(self, recording, mode, unravel, n):
