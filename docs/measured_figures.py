@@ -5,8 +5,9 @@ The pages call these functions from ``.. plot::`` directives
 none needs a manual step. Each figure comes from code that already exists:
 
 * the forward/reverse crossover: :func:`dualrev.compare.compare` on the
-  ``tanh(A x)`` grid of :func:`dualrev.examples.catalogue`, drawn by the
-  plotting code of ``dualrev compare --plot``;
+  ``tanh(A x)`` grid of :func:`dualrev.examples.catalogue` at ``m = 32``,
+  drawn by :func:`dualrev.cli.plot_crossover` (the figure of
+  ``dualrev compare --plot``);
 * the benchmark plots: ``benchmarks/plot_results.py`` on the newest saved
   asv run, or, when there is none, gradient costs measured here on the
   fixtures of ``benchmarks/benchmarks/common.py``;
@@ -68,22 +69,23 @@ def show_png(image):
 
 # ---- forward or reverse: the measured crossover -------------------------------------
 
-def jacobian_crossover(budget=0.05):
-    """Time ``jacfwd`` and ``jacrev`` on the ``tanh(A x)`` grid; show ``--plot``'s figure.
+def jacobian_crossover(m=32, budget=0.05):
+    """Time ``jacfwd`` and ``jacrev`` on the ``tanh(A x)`` grid at ``m`` outputs.
 
-    ``budget`` is the seconds of repeats per timing (see
-    :func:`dualrev.compare.compare`); the whole grid takes about a second.
+    Shows the figure of ``dualrev compare --plot`` (:func:`dualrev.cli.plot_crossover`)
+    for the catalogue's examples of group ``"tanh(Ax), m=<m>"``. ``budget`` is
+    the seconds of repeats per timing (see :func:`dualrev.compare.compare`);
+    the grid at ``m = 32`` takes about a second.
     """
-    from dualrev.cli import _plot
+    from dualrev.cli import plot_crossover
     from dualrev.compare import compare
     from dualrev.examples import catalogue
 
-    grid = [ex for ex in catalogue() if ex.group == "tanh(Ax)"]
+    grid = [ex for ex in catalogue() if ex.group == f"tanh(Ax), m={m}"]
     reports = [compare(ex.f, ex.x, name=ex.name, hvp=False, budget=budget) for ex in grid]
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "crossover.png")
-        with contextlib.redirect_stderr(io.StringIO()):  # "plot written to ..."
-            _plot(path, reports)
+        plot_crossover(reports, path)
         return show_png(plt.imread(path))
 
 

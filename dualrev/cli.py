@@ -53,7 +53,7 @@ import time
 
 import numpy as np
 
-__all__ = ["main"]
+__all__ = ["main", "plot_crossover", "crossover"]
 
 
 class CommandError(Exception):
@@ -78,7 +78,8 @@ def _parser():
                      help="skip the Hessian-vector product comparison")
     cmp.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     cmp.add_argument("--plot", metavar="PNG",
-                     help="plot time against n for both modes (needs matplotlib)")
+                     help="plot time against n for both modes, one panel per m "
+                          "(needs matplotlib)")
     cmp.add_argument("--list", action="store_true", help="list the catalogue and exit")
     return parser
 
@@ -139,7 +140,7 @@ def _compare_command(args):
     if args.json:
         _write_json(args.json, reports, args.quick, total)
     if args.plot:
-        _plot(args.plot, reports)
+        _write_plot(args.plot, reports)
     return 0
 
 
@@ -260,7 +261,23 @@ def _write_json(path, reports, quick, total):
 def crossover(ns, a, b):
     """The ``n`` where ``a`` stops being below ``b``, interpolated in log-log.
 
-    Returns None when the order never changes.
+    Parameters
+    ----------
+    ns : sequence of float
+        Increasing input sizes.
+    a, b : sequence of float
+        Two positive costs (times) at each ``n``.
+
+    Returns
+    -------
+    float or None
+        The first ``n`` where ``a - b`` changes sign, interpolated linearly in
+        ``log n`` between the two grid points around it; ``None`` when the
+        order never changes.
+
+    See Also
+    --------
+    plot_crossover
 
     Examples
     --------
@@ -276,22 +293,80 @@ def crossover(ns, a, b):
     return None
 
 
-def _plot(path, reports):
-    try:
-        import matplotlib
-    except ImportError:
-        print("dualrev compare: --plot needs matplotlib (pip install 'dualrev[plot]'); "
-              "no plot written", file=sys.stderr)
-        return
+def plot_crossover(reports, path):
+    """Plot Jacobian time against ``n`` for forward and reverse mode; save a PNG.
+
+    One panel per number of outputs ``m`` (two panels a row), each with the measured times of
+    ``jacfwd`` and ``jacrev``, the measured crossover (solid line,
+    interpolated in log-log between grid points), the cost model's
+    (dashed) and ``n = m`` (dotted). This is the figure of
+    ``dualrev compare --plot``, drawn from the catalogue's ``tanh(A x)``
+    grid.
+
+    Parameters
+    ----------
+    reports : list of dualrev.compare.Report
+        One function over a grid of input sizes ``n``, at one or more output
+        sizes ``m`` (as :func:`dualrev.compare.compare` returns them).
+    path : str or path-like
+        Where to write the PNG.
+
+    Returns
+    -------
+    dict
+        ``m -> (measured, model)``: the crossover ``n`` of each panel,
+        ``None`` where one mode is cheaper over the whole grid.
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed.
+
+    See Also
+    --------
+    crossover : the interpolation of each crossover.
+    dualrev.compare.compare, dualrev.compare.run_catalogue
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from dualrev.compare import compare
+    >>> from dualrev.examples import make_tanh_layer
+    >>> reports = [compare(make_tanh_layer(n, m), np.ones(n), name="tanh(Ax)",
+    ...                    hvp=False, budget=0.0) for m in (2, 8) for n in (1, 4, 16)]
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "crossover.png")
+    ...     crossovers = plot_crossover(reports, path)
+    ...     written = os.path.getsize(path) > 0
+    >>> sorted(crossovers), written
+    ([2, 8], True)
+    """
+    import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    by_m = {}
+    for r in sorted(reports, key=lambda r: (r.m, r.n)):
+        by_m.setdefault(r.m, []).append(r)
+    cols = min(len(by_m), 2)
+    rows = math.ceil(len(by_m) / cols)
+    fig, axes = plt.subplots(rows, cols, squeeze=False,
+                             figsize=(6.4, 4.2) if cols == 1 else (5.2 * cols, 4.0 * rows))
+    crossovers = {m: _plot_panel(ax, grid) for ax, (m, grid) in zip(axes.flat, by_m.items())}
+    for ax in axes.flat[len(by_m):]:
+        ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return crossovers
+
+
+def _plot_panel(ax, grid):
+    """Forward and reverse time against ``n`` at one ``m``; its two crossovers."""
     from .compare import jacobian_costs
-    grid = [r for r in reports if r.name == "tanh(Ax)"]
-    ns = [r.n for r in grid]
+    ns, m = [r.n for r in grid], grid[0].m
     fwd = [r.mode("fwd").seconds * 1e3 for r in grid]
     rev = [r.mode("rev").seconds * 1e3 for r in grid]
     model = [jacobian_costs(r.cost, r.n, r.m) for r in grid]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
     ax.loglog(ns, fwd, "o-", label="forward (jacfwd)")
     ax.loglog(ns, rev, "s-", label="reverse (jacrev)")
     measured = crossover(ns, fwd, rev)
@@ -300,14 +375,22 @@ def _plot(path, reports):
         ax.axvline(measured, color="k", label=f"measured crossover n≈{measured:.0f}")
     if predicted:
         ax.axvline(predicted, color="k", ls="--", label=f"cost model n≈{predicted:.0f}")
-    ax.axvline(grid[0].m, color="0.6", ls=":", label=f"n = m = {grid[0].m}")
+    ax.axvline(m, color="0.6", ls=":", label=f"n = m = {m}")
     ax.set_xlabel("n (inputs)")
     ax.set_ylabel("Jacobian time (ms)")
-    ax.set_title(f"tanh(A x): R^n -> R^{grid[0].m}")
+    ax.set_title(f"{grid[0].name}: R^n -> R^{m}")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return measured, predicted
+
+
+def _write_plot(path, reports):
+    """``--plot``: the catalogue's tanh(Ax) grid, or one line on why not."""
+    try:
+        plot_crossover([r for r in reports if r.name == "tanh(Ax)"], path)
+    except ImportError:
+        print("dualrev compare: --plot needs matplotlib (pip install 'dualrev[plot]'); "
+              "no plot written", file=sys.stderr)
+        return
     print(f"plot written to {path}", file=sys.stderr)
 
 

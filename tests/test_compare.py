@@ -8,8 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from dualrev.compare import (TapeCost, compare, flops_of, predict_jacobian_mode,
-                             tape_cost)
+from dualrev.cli import plot_crossover
+from dualrev.compare import (TapeCost, compare, flops_of, jacobian_costs,
+                             predict_jacobian_mode, tape_cost)
 from dualrev.examples import catalogue, make_tanh_layer
 from dualrev.reverse import Tape
 
@@ -96,6 +97,56 @@ def test_catalogue_predictions_match_theory(quick_reports):
     assert by_name["mlp loss"].predicted == "rev"
 
 
+def _tanh_grid_predictions(quick):
+    """m -> [(n, predicted mode)] over the catalogue's tanh(Ax) grid, by n."""
+    grid = {}
+    for ex in catalogue(quick=quick):
+        if ex.group.startswith("tanh(Ax)"):
+            n, cost = int(np.size(ex.x)), recorded_cost(ex.f, ex.x)
+            m = int(np.size(ex.f(ex.x)))
+            grid.setdefault(m, []).append((n, predict_jacobian_mode(cost, n, m)))
+    return {m: sorted(points) for m, points in grid.items()}
+
+
+@pytest.mark.parametrize("quick", [True, False], ids=["quick", "full"])
+def test_tanh_grid_shows_the_predicted_crossover_moving_with_m(quick):
+    grid = _tanh_grid_predictions(quick)
+    assert len(grid) >= 3
+    first_rev = {}
+    for m, points in grid.items():
+        modes = [mode for _, mode in points]
+        # Forward for the fewest inputs, reverse for the most: the crossover is
+        # inside the grid, and the prediction switches there once.
+        assert modes[0] == "fwd" and modes[-1] == "rev", (m, points)
+        assert modes == sorted(modes), (m, points)   # "fwd" < "rev"
+        # With no more inputs than outputs forward mode also makes fewer
+        # calls, so the model never prefers reverse there.
+        assert all(mode == "fwd" for n, mode in points if n <= m), (m, points)
+        first_rev[m] = next(n for n, mode in points if mode == "rev")
+    ms = sorted(first_rev)
+    assert [first_rev[m] for m in ms] == sorted(first_rev[m] for m in ms)
+    assert first_rev[ms[-1]] > first_rev[ms[0]]
+
+
+def test_plot_crossover_draws_one_panel_per_m(quick_reports, tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+    tanh = [r for r in quick_reports.values() if r.name == "tanh(Ax)"]
+    path = tmp_path / "crossover.png"
+    crossovers = plot_crossover(tanh, path)
+    assert sorted(crossovers) == sorted({r.m for r in tanh})
+    assert plt.imread(path).ndim == 3
+    for m, (measured, model) in crossovers.items():
+        grid = sorted((r for r in tanh if r.m == m), key=lambda r: r.n)
+        costs = [jacobian_costs(r.cost, r.n, m) for r in grid]
+        # The model's crossover lies between its last forward and first
+        # reverse prediction on the grid.
+        last_fwd = max(r.n for r, c in zip(grid, costs) if c["fwd"] <= c["rev"])
+        first_rev = min(r.n for r, c in zip(grid, costs) if c["fwd"] > c["rev"])
+        assert last_fwd <= model <= first_rev, (m, model)
+        assert measured is None or grid[0].n <= measured <= grid[-1].n
+
+
 def test_catalogue_jacobians_agree_between_modes(quick_reports):
     for key, r in quick_reports.items():
         fwd, rev = r.mode("fwd"), r.mode("rev")
@@ -133,7 +184,7 @@ def run_cli(*args, cwd=None):
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "out.json"
-    return run_cli("--quick", "--json", str(out)), out
+    return run_cli("--quick", "--json", str(out), "--plot", str(out.with_suffix(".png"))), out
 
 
 def test_quick_command_prints_the_table(quick_run):
@@ -145,6 +196,13 @@ def test_quick_command_prints_the_table(quick_run):
     for name in ("trajectory", "logistic loss", "tanh(Ax)", "rosenbrock", "mlp loss"):
         assert name in proc.stdout
     assert "compared" in proc.stderr  # progress goes to stderr
+
+
+def test_quick_command_writes_the_plot(quick_run):
+    pytest.importorskip("matplotlib")
+    proc, out = quick_run
+    assert "plot written to" in proc.stderr
+    assert out.with_suffix(".png").stat().st_size > 0
 
 
 def test_json_has_the_documented_fields(quick_run):
