@@ -210,10 +210,10 @@ class TracedArray(Tracer):
     def dot(self, other):
         return linalg.dot(self, other)
 
-    def reshape(self, *shape, order="C"):
-        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
-            shape = shape[0]
-        return shape_mod_reshape(self, shape, order)
+    def reshape(self, *newshape, order="C"):
+        if len(newshape) == 1 and not isinstance(newshape[0], (int, np.integer)):
+            newshape = newshape[0]
+        return shape.np_reshape(self, newshape, order)
 
     def ravel(self, order="C"):
         return shape.ravel(self, order)
@@ -314,9 +314,6 @@ class Indexable:
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
-
-
-shape_mod_reshape = shape.np_reshape
 
 
 def _clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
