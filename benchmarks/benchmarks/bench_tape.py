@@ -97,3 +97,24 @@ class MLPLoss:
                            lambda: mlp_loss_grad_by_hand(self.params, self.X, self.y))
 
     track_grad_over_by_hand.unit = "ratio"
+
+
+def main():
+    """Print the figures of the tape and MLP targets, measured in one run.
+
+    ``cd benchmarks && OPENBLAS_NUM_THREADS=1 python -m benchmarks.bench_tape``
+    """
+    for workload in TapeOverhead.params[0]:
+        bench = TapeOverhead()
+        bench.setup(workload)
+        print(f"{workload}: grad {bench.track_grad_us_per_primitive(workload):.2f} us, "
+              f"f {bench.track_f_us_per_primitive(workload):.2f} us per primitive "
+              f"({bench.primitives} primitives)")
+    mlp = MLPLoss()
+    mlp.setup()
+    print(f"MLP loss: grad / loss {mlp.track_grad_over_loss():.2f}, "
+          f"grad / hand-written {mlp.track_grad_over_by_hand():.2f}")
+
+
+if __name__ == "__main__":
+    main()
