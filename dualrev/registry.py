@@ -349,9 +349,17 @@ def fit_tangent(t, x, out):
         return t
     ts = shape_of(t)
     batch = ts[:len(ts) - len(xs)]
-    if batch and len(os_) > len(xs):
-        t = np.reshape(t, batch + (1,) * (len(os_) - len(xs)) + xs)
-    return np.broadcast_to(t, batch + os_)
+    return np.broadcast_to(promote_tangent(t, x, len(os_)), batch + os_)
+
+
+def promote_tangent(t, x, ndim):
+    """The tangent ``t`` of ``x`` with size-1 axes inserted after its batch
+    axes, so that it broadcasts like a value of rank ``ndim``."""
+    ts, xs = shape_of(t), shape_of(x)
+    nb = len(ts) - len(xs)
+    if nb and ndim > len(xs):
+        t = np.reshape(t, ts[:nb] + (1,) * (ndim - len(xs)) + xs)
+    return t
 
 
 def defunary(name, impl, deriv, *, reads=("x", "out"), numpy=(), doc=None):

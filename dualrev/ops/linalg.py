@@ -12,7 +12,7 @@ import string
 
 import numpy as np
 
-from ..registry import defop, register_numpy, shape_of, unbroadcast
+from ..registry import defop, promote_tangent, register_numpy, shape_of, unbroadcast
 from .shape import broadcast_to, getitem, np_transpose, ravel, reshape, untake
 
 
@@ -22,12 +22,7 @@ def mT(x):
 
 
 def _promote(t, x, out):
-    # Insert axes after the tangent's batch axes so that it has out's rank.
-    ts, xs, os_ = shape_of(t), shape_of(x), shape_of(out)
-    nb = len(ts) - len(xs)
-    if nb and len(os_) > len(xs):
-        t = reshape(t, shape=ts[:nb] + (1,) * (len(os_) - len(xs)) + xs)
-    return t
+    return promote_tangent(t, x, len(shape_of(out)))
 
 
 def matmul_vjp_a(g, out, a, b):

@@ -9,7 +9,8 @@ import operator
 
 import numpy as np
 
-from ..registry import Tracer, defop, primal_value, register_numpy, shape_of, unbroadcast
+from ..registry import (Tracer, defop, fit_tangent, primal_value, register_numpy, shape_of,
+                        unbroadcast)
 
 
 def batch_shape(t, x):
@@ -141,11 +142,7 @@ register_numpy(np.swapaxes, swapaxes)
 # ---- broadcast_to ----------------------------------------------------------
 
 def broadcast_to_jvp(t, out, x, *, shape):
-    batch = batch_shape(t, x)
-    xs = shape_of(x)
-    if batch and len(shape) > len(xs):
-        t = reshape(t, shape=batch + (1,) * (len(shape) - len(xs)) + xs)
-    return broadcast_to(t, shape=batch + shape)
+    return fit_tangent(t, x, out)
 
 
 def broadcast_to_vjp(g, out, x, *, shape):
@@ -457,8 +454,7 @@ def take(a, indices, axis=None, out=None, mode="raise"):
         raise NotImplementedError("take on traced values supports out=None, mode='raise'")
     if axis is None:
         a, axis = ravel(a), 0
-    ndim = len(shape_of(a))
-    return getitem(a, index=_axis_index(ndim, axis % ndim, np.asarray(indices, dtype=np.intp)))
+    return _take_along(a, axis % len(shape_of(a)), indices)
 
 
 def take_along_axis(arr, indices, axis):
