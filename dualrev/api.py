@@ -103,11 +103,11 @@ def _record(f, args, kwargs, argnums):
     return tape, nodes, leaves, treedef, out
 
 
-def _pull(tape, nodes, leaves, seeds):
+def _pull(tape, nodes, leaves, seeds, release=False):
     """Cotangents of the input nodes for ``seeds`` (index -> cotangent)."""
     if not seeds:
         return [_zeros_like(x) for x in leaves]
-    cts = tape.backward(seeds, [n.index for n in nodes])
+    cts = tape.backward(seeds, [n.index for n in nodes], release)
     return [_zeros_like(x) if c is None else c for c, x in zip(cts, leaves)]
 
 
@@ -160,7 +160,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
         _check_scalar(out, has_aux)
         index = tape.index_of(out)
         seeds = {} if index is None else {index: np.ones((), np.result_type(out.primal))[()]}
-        grads = unflatten(treedef, _pull(tape, nodes, leaves, seeds))
+        grads = unflatten(treedef, _pull(tape, nodes, leaves, seeds, release=True))
         value = _value_at(tape, out)
         return ((value, aux) if has_aux else value), grads
     value_and_grad_f.__name__ = f"value_and_grad({getattr(f, '__name__', 'f')})"

@@ -92,15 +92,19 @@ class GradRecording:
         """``y`` with this tape's derivative dropped (its recorded value)."""
         return y.value if self.tape.index_of(y) is not None else y
 
-    def reverse(self, v_leaves):
-        """``H v`` by one reverse sweep seeded with ``v`` at the gradient."""
+    def reverse(self, v_leaves, release=False):
+        """``H v`` by one reverse sweep seeded with ``v`` at the gradient.
+
+        ``release=True`` spends the recording (see :meth:`~dualrev.reverse.Tape.backward`):
+        for a one-shot product, whose recording is not swept again.
+        """
         seeds = {}
         for i, vl in zip(self.grad_index, v_leaves):
             if i is not None:
                 seeds[i] = vl if i not in seeds else seeds[i] + vl
         if not seeds:
             return [_zeros(x) for x in self.x_leaves]
-        cts = self.tape.backward(seeds, self.inputs)
+        cts = self.tape.backward(seeds, self.inputs, release)
         return [_zeros(x) if c is None else c for c, x in zip(cts, self.x_leaves)]
 
     def forward(self, v_leaves, batch=()):
@@ -160,7 +164,8 @@ def _hvp_leaves(f, x_leaves, treedef, v_leaves, mode, args):
 
     nums = tuple(range(len(x_leaves)))
     if mode == "rev-rev":
-        return GradRecording(f, unflatten(treedef, x_leaves), args).reverse(v_leaves)
+        return GradRecording(f, unflatten(treedef, x_leaves), args).reverse(v_leaves,
+                                                                           release=True)
     if mode == "fwd-rev":
         tangents = jvp(grad(f_of_leaves, nums), x_leaves, v_leaves)[1]
         # None: that gradient leaf is constant in x (zero Hessian rows).
@@ -297,7 +302,7 @@ def value_grad_hvp(f, x, v, args=()):
     v_leaves = _leaves_like(recording.x_leaves, v)
     treedef = recording.treedef
     return (float(recording.value), unflatten(treedef, recording.grad_leaves),
-            unflatten(treedef, recording.reverse(v_leaves)))
+            unflatten(treedef, recording.reverse(v_leaves, release=True)))
 
 
 # ---- the operator --------------------------------------------------------------

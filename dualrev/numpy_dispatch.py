@@ -83,6 +83,10 @@ class TracedArray(Tracer):
     # ---- NumPy protocols --------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         impl = NUMPY_FUNCTIONS.get(ufunc)
+        if not kwargs and method == "__call__" and impl.__class__ is Op:
+            if len(inputs) == 1:  # np.sin(x): no trace search
+                return self._trace.process(impl, inputs, _NO_PARAMS)
+            return bind(impl, *inputs)
         if kwargs.get("out") is not None:
             raise TypeError(f"{_name(ufunc)}(..., out=...) cannot hold a traced value: "
                             "use the returned value instead of out=")
@@ -92,8 +96,6 @@ class TracedArray(Tracer):
                 raise NotImplementedError(
                     f"{_name(ufunc)}: keyword argument(s) {sorted(kwargs)} are not "
                     "supported on traced values")
-            if impl.__class__ is Op and len(inputs) == 1:  # np.sin(x): no trace search
-                return self._trace.process(impl, inputs, _NO_PARAMS)
             return impl(*inputs)
         if method == "reduce" and ufunc in _REDUCERS:
             return _REDUCERS[ufunc](*inputs, **kwargs)

@@ -141,11 +141,13 @@ class Tape:
             return x.index
         return None
 
-    def backward(self, seeds, wanted):
+    def backward(self, seeds, wanted, release=False):
         """Sweep the tape once from ``seeds`` (index -> cotangent).
 
         Returns the accumulated cotangent of each index in ``wanted`` (None
-        where nothing reached it).
+        where nothing reached it). With ``release=True`` the sweep spends the
+        tape: each record is dropped as soon as it is swept, so the values it
+        saved are freed while the sweep still allocates cotangents.
         """
         records = self.records
         start = max(seeds)
@@ -163,6 +165,8 @@ class Tape:
                 continue
             if i not in keep:
                 cts[i] = None
+            if release:
+                records[i] = None
             op, vals, params, out, parents = record
             if op.vjp_add is not None and not isinstance(g, Tracer):
                 self._add_in_place(op, g, record, cts, owned)

@@ -330,6 +330,22 @@ def test_tape_keeps_only_what_rules_read():
     np.testing.assert_allclose(vjp_fn(1.0)[0], 2 * np.exp(2 * x))
 
 
+def test_a_released_sweep_spends_the_tape_and_frees_what_it_saved():
+    import weakref
+    from dualrev.reverse import Tape
+    tape = Tape()
+    x = tape.input(np.linspace(0.0, 1.0, 5))
+    y = np.exp(x)                      # exp's record keeps its output
+    saved = weakref.ref(y.value)
+    out = np.sum(y)
+    del y
+    kept = tape.backward({out.index: 1.0}, [x.index])
+    assert saved() is not None         # a plain sweep leaves the tape whole
+    spent = tape.backward({out.index: 1.0}, [x.index], release=True)
+    assert saved() is None and all(r is None for r in tape.records)
+    np.testing.assert_array_equal(spent[0], kept[0])
+
+
 def test_grad_of_a_tuple_says_has_aux():
     with pytest.raises(TypeError, match=r"returned a tuple.*has_aux=True"):
         dr.grad(lambda x: (np.sum(x ** 2), "aux"))(np.ones(3))
