@@ -51,7 +51,7 @@ class Op:
         Per argument, which values its rules read (see :func:`defop`).
     """
 
-    __slots__ = ("name", "impl", "jvps", "vjps", "vjp_add", "saves", "doc")
+    __slots__ = ("name", "impl", "jvps", "vjps", "vjp_add", "saves", "identity", "doc")
 
     def __init__(self, name, impl, jvps, vjps, doc=None):
         self.name = name
@@ -65,6 +65,9 @@ class Op:
         # Per argument, the values its rules read (argument positions and
         # "out"); None reads everything. See ``defop(saves=...)``.
         self.saves = None
+        # Arguments whose rules are the identity when they have the output's
+        # shape (x in x + c): a tape records nothing then. See defop(identity=).
+        self.identity = ()
         self.doc = doc or getattr(impl, "__doc__", None)
 
     @property
@@ -134,7 +137,7 @@ def _linear_jvp(op, argnum):
 
 
 def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
-          saves=None, numpy=(), doc=None):
+          saves=None, identity=(), numpy=(), doc=None):
     """Register a differentiable primitive.
 
     Parameters
@@ -162,6 +165,11 @@ def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
         values are kept as shape and dtype only, so intermediates no rule
         needs are freed as soon as the user's code drops them. ``None`` (the
         default) keeps every value.
+    identity : sequence of int
+        Arguments whose JVP and VJP rules are the identity whenever the
+        argument has the output's shape (``x`` in ``x + c``). When such an
+        argument is the only one traced on a tape, the tape records nothing:
+        the output shares the argument's cotangent slot.
     numpy : callable or sequence of callable
         NumPy or SciPy functions (or ufuncs) that this op implements directly,
         with the same signature.
@@ -191,6 +199,7 @@ def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
         raise ValueError(f"an op named {name!r} is already registered")
     op = Op(name, impl, None, None, doc)
     op.saves = None if saves is None else tuple(tuple(s) for s in saves)
+    op.identity = tuple(identity)
     op.vjps = _as_rules(vjp, nargs)
     op.jvps = _as_rules(jvp, nargs)
     if linear:

@@ -18,6 +18,8 @@ import numpy as np
 from .numpy_dispatch import Indexable, TracedArray
 from .registry import Tracer, bind, new_level, shape_of
 
+_new = object.__new__
+
 
 class Node(TracedArray):
     """A value recorded on a tape, at position ``index``."""
@@ -122,16 +124,20 @@ class Tape:
         if not parents:
             return out
         records = self.records
+        shape = getattr(out, "shape", ())
+        # A node made without calling __init__: this is the hot path of scalar loops.
+        node = _new(ArrayNode if shape else Node)
+        node.value, node._trace = out, self
+        pos, index = parents[0]
+        if len(parents) == 1 and pos in op.identity and not self.keep_all \
+                and shape == getattr(vals[pos], "shape", ()):
+            node.index = index  # out = x + c: every cotangent of out is x's
+            return node
+        node.index = len(records)
         # Dropping unread values is worth its cost only when arrays are involved.
-        if getattr(out, "shape", ()):
-            node = ArrayNode(out, self, len(records))
-            if op.saves is not None and not self.keep_all:
-                vals, out = _saved(op.saves, parents, vals, out)
-        else:
-            node = Node(out, self, len(records))
-            if op.saves is not None and not self.keep_all and \
-                    getattr(vals[parents[0][0]], "shape", ()):
-                vals, out = _saved(op.saves, parents, vals, out)
+        if (shape or getattr(vals[pos], "shape", ())) and op.saves is not None \
+                and not self.keep_all:
+            vals, out = _saved(op.saves, parents, vals, out)
         records.append((op, vals, params, out, parents))
         return node
 

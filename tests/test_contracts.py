@@ -346,6 +346,27 @@ def test_a_released_sweep_spends_the_tape_and_frees_what_it_saved():
     np.testing.assert_array_equal(spent[0], kept[0])
 
 
+def test_adding_a_constant_records_nothing_and_shares_the_cotangent():
+    from dualrev.reverse import Tape
+    x = np.array([1.0, 2.0, 3.0])
+    tape = Tape()
+    node = tape.input(x)
+    shifted = node + 1.0 - np.ones(3)          # x + c and x - c: identity rules
+    assert shifted.index == node.index and tape.records == [None]
+    keep_all = Tape(keep_all=True)             # explain() still sees every op
+    keep_all.input(x) + 1.0
+    assert [r[0].name for r in keep_all.records[1:]] == ["add"]
+    assert dr.grad(lambda x: x + 1.0)(2.0) == 1.0
+    u, w = np.array([1.0, -2.0, 0.5]), np.array([3.0, 1.0, 1.0])
+    out, pull = dr.vjp(lambda x: (x + 1.0, x - 2.0, 2.0 - x), x)
+    np.testing.assert_array_equal(pull((u, w, w))[0], u)   # u + w - w
+    widened = dr.grad(lambda x: np.sum((x + np.ones((2, 3))) ** 2))(x)  # broadcast: recorded
+    np.testing.assert_allclose(widened, 4 * (x + 1))
+    cube = lambda x: np.sum((x + 1.0) ** 3)   # noqa: E731
+    for mode in ("rev-rev", "fwd-rev"):        # a sweep and a forward replay
+        np.testing.assert_allclose(dr.hvp_operator(cube, x, mode=mode) @ u, 6 * (x + 1) * u)
+
+
 def test_grad_of_a_tuple_says_has_aux():
     with pytest.raises(TypeError, match=r"returned a tuple.*has_aux=True"):
         dr.grad(lambda x: (np.sum(x ** 2), "aux"))(np.ones(3))

@@ -126,7 +126,7 @@ CASES = [
          lambda x: np.sum(sp.erf(x) * sp.erfc(W * x) + sp.gammaln(1 + x) ** 2)),
     case(["power", "divide"], lambda x: np.sum(x ** x[::-1] + x ** 3 / (1 + x[0] * x))),
     case(["multiply", "subtract", "negative", "add"],
-         lambda x: np.sum((x - W) * (x + 1) * -x)),
+         lambda x: np.sum((x - W * x ** 2) * (x + W * x) * -x)),
     case(["abs", "maximum", "minimum"],
          lambda x: np.sum(np.abs(x - 0.5 + 1e-3 * W) * x + np.maximum(x, 0.5 + 1e-3 * W) ** 2
                           * np.minimum(x ** 2, 0.45 + 1e-3 * W))),

@@ -29,7 +29,7 @@ def add_vjp_y(g, out, x, y):
 
 
 add = defop("add", operator.add, nargs=2, jvp=(add_jvp, lambda t, out, x, y: fit_tangent(t, y, out)),
-            vjp=(add_vjp_x, add_vjp_y), saves=((), ()), numpy=np.add,
+            vjp=(add_vjp_x, add_vjp_y), saves=((), ()), identity=(0, 1), numpy=np.add,
             doc="x + y. The add gate: the cotangent is distributed unchanged.")
 
 
@@ -43,7 +43,7 @@ def subtract_vjp_y(g, out, x, y):
 
 subtract = defop("subtract", operator.sub, nargs=2,
                  jvp=(add_jvp, subtract_jvp_y), vjp=(add_vjp_x, subtract_vjp_y),
-                 saves=((), ()), numpy=np.subtract, doc="x - y.")
+                 saves=((), ()), identity=(0,), numpy=np.subtract, doc="x - y.")
 
 def multiply_vjp_x(g, out, x, y):
     c = g * y
