@@ -19,6 +19,7 @@ from .numpy_dispatch import Indexable, TracedArray
 from .registry import Tracer, bind, new_level, shape_of
 
 _new = object.__new__
+FLOAT64 = np.dtype(np.float64)
 
 
 class Node(TracedArray):
@@ -51,8 +52,8 @@ class Dropped:
     __slots__ = ("shape", "dtype")
 
     def __init__(self, x):
-        self.shape = shape_of(x)
-        self.dtype = getattr(x, "dtype", np.dtype(np.float64))
+        self.shape = getattr(x, "shape", ())
+        self.dtype = getattr(x, "dtype", FLOAT64)
 
     @property
     def ndim(self):
@@ -68,9 +69,12 @@ class Dropped:
 
 def _saved(saves, parents, vals, out):
     """The values a record keeps: those the rules of its parents read."""
-    read = set()
-    for pos, _ in parents:
-        read.update(saves[pos])
+    if len(parents) == 1:
+        read = saves[parents[0][0]]
+    else:
+        read = set()
+        for pos, _ in parents:
+            read.update(saves[pos])
     vals = [v if k in read or not getattr(v, "ndim", 0) else Dropped(v)
             for k, v in enumerate(vals)]
     return vals, (out if "out" in read else Dropped(out))

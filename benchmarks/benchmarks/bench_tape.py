@@ -21,8 +21,19 @@ from .common import (indexing_loop, indexing_loop_grad_by_hand, mlp_loss,
                      scalar_chain_deriv_by_hand)
 
 
-def _median_seconds(fn, repeat=5):
-    return float(np.median(timeit.repeat(fn, number=1, repeat=repeat)))
+def _best_seconds(fn, repeat=7):
+    """The best of ``repeat`` single runs: the run least disturbed by other load."""
+    return min(timeit.repeat(fn, number=1, repeat=repeat))
+
+
+def _ratio(numerator, denominator, repeat=15):
+    """Best time of ``numerator`` over best time of ``denominator``, their runs
+    interleaved so that changes in the machine's load fall on both alike."""
+    best = [np.inf, np.inf]
+    for _ in range(repeat):
+        for k, fn in enumerate((numerator, denominator)):
+            best[k] = min(best[k], timeit.timeit(fn, number=1))
+    return best[0] / best[1]
 
 
 class TapeOverhead:
@@ -57,12 +68,12 @@ class TapeOverhead:
     track_primitives.unit = "primitives"
 
     def track_grad_us_per_primitive(self, workload):
-        return 1e6 * _median_seconds(lambda: self.grad(self.x)) / self.primitives
+        return 1e6 * _best_seconds(lambda: self.grad(self.x)) / self.primitives
 
     track_grad_us_per_primitive.unit = "us"
 
     def track_f_us_per_primitive(self, workload):
-        return 1e6 * _median_seconds(lambda: self.f(self.x)) / self.primitives
+        return 1e6 * _best_seconds(lambda: self.f(self.x)) / self.primitives
 
     track_f_us_per_primitive.unit = "us"
 
@@ -83,17 +94,14 @@ class MLPLoss:
     def time_grad_by_hand(self):
         mlp_loss_grad_by_hand(self.params, self.X, self.y)
 
-    def _ratio(self, numerator, denominator):
-        return _median_seconds(numerator, 7) / _median_seconds(denominator, 7)
-
     def track_grad_over_loss(self):
-        return self._ratio(lambda: self.grad(self.params, self.X, self.y),
+        return _ratio(lambda: self.grad(self.params, self.X, self.y),
                            lambda: mlp_loss(self.params, self.X, self.y))
 
     track_grad_over_loss.unit = "ratio"
 
     def track_grad_over_by_hand(self):
-        return self._ratio(lambda: self.grad(self.params, self.X, self.y),
+        return _ratio(lambda: self.grad(self.params, self.X, self.y),
                            lambda: mlp_loss_grad_by_hand(self.params, self.X, self.y))
 
     track_grad_over_by_hand.unit = "ratio"
