@@ -222,11 +222,11 @@ HVP_GROUPS = (
 )
 
 
-def hvp_figure(n=10_000, repeat=15):
+def hvp_figure(n=10_000, rounds=3, runs=15):
     """Bar chart of the HVP modes' cost on Rosenbrock at ``n``, as multiples of ``f``."""
     from benchmarks.bench_hvp import rosen_ratios
 
-    ratios = rosen_ratios(n=n, repeat=repeat)
+    ratios = rosen_ratios(n=n, rounds=rounds, runs=runs)
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     ticks, tick_labels, y = [], [], 0.0
     for label, names in HVP_GROUPS:
@@ -238,7 +238,7 @@ def hvp_figure(n=10_000, repeat=15):
         y += len(names) + 0.5
     ax.set_yticks(ticks, tick_labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("time / time of one evaluation of f (best of %d runs)" % repeat)
+    ax.set_xlabel("time / time of one evaluation of f (best of %d runs)" % (rounds * runs))
     ax.set_title(f"Rosenbrock, n = {n:,}: Hessian-vector products\n"
                  f"(measured while building the docs)", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")

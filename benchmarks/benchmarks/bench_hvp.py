@@ -6,8 +6,11 @@ Rosenbrock at n = 100 ... 10^6 (SciPy's ``rosen_der`` and
 prints every cost at n = 10^6 as a multiple of one evaluation of ``rosen``.
 """
 
+import multiprocessing
+import sys
 import time
 import timeit
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
@@ -139,31 +142,59 @@ class MLPReference:
         mlp_loss_grad_by_hand(self.params_, self.X, self.y)
 
 
-def rosen_ratios(n=1_000_000, repeat=7):
+#: What ``rosen_ratios`` times, in its order.
+ROSEN_COSTS = (("f", "grad") + tuple(f"hvp {mode}" for mode in HVP_MODES)
+               + tuple(f"matvec {mode}" for mode in OPERATOR_MODES)
+               + ("value_grad_hvp", "rosen_der", "rosen_hess_prod"))
+
+
+def rosen_cost(name, n):
+    """The call timed as ``name`` by :func:`rosen_ratios`, with its set-up done."""
+    x, v = rosen_point(n), rng(1).standard_normal(n)
+    kind, _, mode = name.partition(" ")
+    if kind == "grad":
+        grad = dualrev.grad(rosen_numpy)
+        return lambda: grad(x)
+    if kind == "hvp":
+        return lambda: dualrev.hvp(rosen_numpy, x, v, mode=mode)
+    if kind == "matvec":
+        H = dualrev.hvp_operator(rosen_numpy, x, mode=mode)
+        return lambda: H.matvec(v)
+    if kind == "value_grad_hvp":
+        return lambda: dualrev.value_grad_hvp(rosen_numpy, x, v)
+    if kind == "rosen_der":
+        return lambda: rosen_der(x)
+    if kind == "rosen_hess_prod":
+        return lambda: rosen_hess_prod(x, v)
+    return lambda: rosen_numpy(x)
+
+
+def best_seconds(name, n, runs):
+    """Best of ``runs`` timed calls of :func:`rosen_cost` after one untimed call."""
+    fn = rosen_cost(name, n)
+    fn()
+    return min(timeit.repeat(fn, number=1, repeat=runs, timer=time.process_time))
+
+
+def rosen_ratios(n=1_000_000, rounds=5, runs=3):
     """Costs at ``n`` as multiples of one ``rosen`` evaluation.
 
-    Each cost is the best of ``repeat`` single runs in CPU time of this
-    process (``time.process_time``: page faults included, time lost to other
-    processes on a shared machine not); the runs are interleaved, every cost
-    once per round, so that whatever load remains falls on all alike.
+    As asv does, each cost is timed in a process of its own that holds only
+    its own set-up: at n = 10^6 a cost depends on the memory state the
+    process is in (whether freed blocks are still mapped changes f by a
+    third), and each cost then meets the state it leaves itself. A cost is
+    the best, over ``rounds`` such processes, of ``runs`` calls in CPU time
+    (``time.process_time``: page faults included, time lost to other
+    processes on a shared machine not); the rounds visit every cost in turn,
+    so that changes in the machine's load fall on all of them alike.
     """
-    x, v = rosen_point(n), rng(1).standard_normal(n)
-    grad = dualrev.grad(rosen_numpy)
-    operators = {mode: dualrev.hvp_operator(rosen_numpy, x, mode=mode)
-                 for mode in OPERATOR_MODES}
-    costs = {"f": lambda: rosen_numpy(x), "grad": lambda: grad(x)}
-    for mode in HVP_MODES:
-        costs[f"hvp {mode}"] = lambda mode=mode: dualrev.hvp(rosen_numpy, x, v, mode=mode)
-    for mode, H in operators.items():
-        costs[f"matvec {mode}"] = lambda H=H: H.matvec(v)
-    costs["value_grad_hvp"] = lambda: dualrev.value_grad_hvp(rosen_numpy, x, v)
-    costs["rosen_der"] = lambda: rosen_der(x)
-    costs["rosen_hess_prod"] = lambda: rosen_hess_prod(x, v)
-    seconds = {name: np.inf for name in costs}
-    for _ in range(repeat):
-        for name, fn in costs.items():
-            seconds[name] = min(seconds[name],
-                                timeit.timeit(fn, number=1, timer=time.process_time))
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    seconds = dict.fromkeys(ROSEN_COSTS, np.inf)
+    for _ in range(rounds):
+        for name in ROSEN_COSTS:
+            with ProcessPoolExecutor(1, mp_context=context) as pool:
+                seconds[name] = min(seconds[name],
+                                    pool.submit(best_seconds, name, n, runs).result())
     return {name: (s, s / seconds["f"]) for name, s in seconds.items()}
 
 
