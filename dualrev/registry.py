@@ -51,7 +51,8 @@ class Op:
         Per argument, which values its rules read (see :func:`defop`).
     """
 
-    __slots__ = ("name", "impl", "jvps", "vjps", "vjp_add", "saves", "identity", "doc")
+    __slots__ = ("name", "impl", "jvps", "vjps", "vjp_add", "saves", "drops", "identity",
+                 "doc")
 
     def __init__(self, name, impl, jvps, vjps, doc=None):
         self.name = name
@@ -65,6 +66,9 @@ class Op:
         # Per argument, the values its rules read (argument positions and
         # "out"); None reads everything. See ``defop(saves=...)``.
         self.saves = None
+        # ``drops[mask]``: what a record drops when the arguments in the bit
+        # mask are differentiated: (argument positions, whether "out").
+        self.drops = None
         # Arguments whose rules are the identity when they have the output's
         # shape (x in x + c): a tape records nothing then. See defop(identity=).
         self.identity = ()
@@ -136,6 +140,16 @@ def _linear_jvp(op, argnum):
     return linear_jvp
 
 
+def _drop_table(saves):
+    """For each set of differentiated arguments (as a bit mask), what none of
+    their rules read: the argument positions, and whether the output."""
+    table = []
+    for mask in range(1 << len(saves)):
+        read = set().union(*(s for i, s in enumerate(saves) if mask >> i & 1))
+        table.append((tuple(k for k in range(len(saves)) if k not in read), "out" not in read))
+    return tuple(table)
+
+
 def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
           saves=None, identity=(), numpy=(), doc=None):
     """Register a differentiable primitive.
@@ -198,7 +212,9 @@ def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
     if name in OPS:
         raise ValueError(f"an op named {name!r} is already registered")
     op = Op(name, impl, None, None, doc)
-    op.saves = None if saves is None else tuple(tuple(s) for s in saves)
+    if saves is not None:
+        op.saves = tuple(tuple(s) for s in saves)
+        op.drops = _drop_table(op.saves)
     op.identity = tuple(identity)
     op.vjps = _as_rules(vjp, nargs)
     op.jvps = _as_rules(jvp, nargs)

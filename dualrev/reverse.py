@@ -67,17 +67,17 @@ class Dropped:
         return f"Dropped(shape={self.shape})"
 
 
-def _saved(saves, parents, vals, out):
-    """The values a record keeps: those the rules of its parents read."""
-    if len(parents) == 1:
-        read = saves[parents[0][0]]
-    else:
-        read = set()
-        for pos, _ in parents:
-            read.update(saves[pos])
-    vals = [v if k in read or not getattr(v, "ndim", 0) else Dropped(v)
-            for k, v in enumerate(vals)]
-    return vals, (out if "out" in read else Dropped(out))
+def _saved(drops, parents, vals, out):
+    """What a record keeps of ``vals`` (its own list) and ``out``: the values
+    that the rules of its parents read (``drops`` is the op's ``Op.drops``)."""
+    mask = 0
+    for pos, _ in parents:
+        mask |= 1 << pos
+    dropped, drop_out = drops[mask]
+    for k in dropped:
+        if getattr(vals[k], "ndim", 0):
+            vals[k] = Dropped(vals[k])
+    return vals, (Dropped(out) if drop_out else out)
 
 
 class Tape:
@@ -139,9 +139,9 @@ class Tape:
             return node
         node.index = len(records)
         # Dropping unread values is worth its cost only when arrays are involved.
-        if (shape or getattr(vals[pos], "shape", ())) and op.saves is not None \
+        if (shape or getattr(vals[pos], "shape", ())) and op.drops is not None \
                 and not self.keep_all:
-            vals, out = _saved(op.saves, parents, vals, out)
+            vals, out = _saved(op.drops, parents, vals, out)
         records.append((op, vals, params, out, parents))
         return node
 
