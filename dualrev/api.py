@@ -23,18 +23,6 @@ __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "jacobian
 
 def as_float(x, where="argument"):
     """``x`` as a differentiable float value, or a TypeError naming ``where``."""
-    if isinstance(x, Tracer):
-        return x
-    if isinstance(x, bool) or isinstance(x, np.bool_):
-        raise TypeError(f"{where} is a bool; dualrev differentiates real "
-                        "floating-point values (pass a float)")
-    if isinstance(x, (numbers.Integral, float)):
-        return np.float64(x)  # NumPy semantics: x / 0 is inf with a warning
-    if isinstance(x, np.floating):
-        return x
-    if isinstance(x, (complex, np.complexfloating)):
-        raise TypeError(f"{where} is complex; dualrev differentiates real "
-                        "floating-point values only")
     if isinstance(x, np.ndarray):
         kind = x.dtype.kind
         if kind == "f":
@@ -43,6 +31,18 @@ def as_float(x, where="argument"):
             return x.astype(np.float64)
         raise TypeError(f"{where} has dtype {x.dtype}; dualrev differentiates real "
                         "floating-point arrays only")
+    if isinstance(x, (Tracer, np.floating)):
+        return x
+    if isinstance(x, float):
+        return np.float64(x)  # NumPy semantics: x / 0 is inf with a warning
+    if isinstance(x, (bool, np.bool_)):
+        raise TypeError(f"{where} is a bool; dualrev differentiates real "
+                        "floating-point values (pass a float)")
+    if isinstance(x, numbers.Integral):
+        return np.float64(x)
+    if isinstance(x, (complex, np.complexfloating)):
+        raise TypeError(f"{where} is complex; dualrev differentiates real "
+                        "floating-point values only")
     if isinstance(x, (list, tuple)):
         raise TypeError(f"{where} is a {type(x).__name__} inside a leaf position")
     raise TypeError(f"{where} has type {type(x).__name__}; dualrev differentiates "

@@ -345,7 +345,7 @@ def unbroadcast(g, shape):
     axes = tuple(range(lead)) + tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1)
     if axes:
-        g = np.sum(g, axis=axes)
+        g = np.add.reduce(g, axis=axes)  # np.sum, without its Python-level wrapper
     if lead or np.shape(g) != shape:
         g = np.reshape(g, shape)
     return g

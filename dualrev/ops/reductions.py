@@ -55,7 +55,7 @@ def sum_vjp(g, out, x, *, axis, keepdims):
     return expand_to(g, x, axis, keepdims)
 
 
-sum_ = defop("sum", lambda x, *, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
+sum_ = defop("sum", lambda x, *, axis, keepdims: np.add.reduce(x, axis=axis, keepdims=keepdims),
              vjp=sum_vjp, linear=(0,), saves=((),),
              doc="Sum over negative axes. Its VJP broadcasts the cotangent back.")
 
