@@ -33,6 +33,19 @@ OPS = {}
 NUMPY_FUNCTIONS = {}
 
 
+def bind(op, *args, **params):
+    """Apply ``op``: the highest-level trace among ``args`` processes it."""
+    trace = None
+    for a in args:
+        if isinstance(a, Tracer):
+            t = a._trace
+            if trace is None or t.level > trace.level:
+                trace = t
+    if trace is None:
+        return op.impl(*args, **params)
+    return trace.process(op, args, params)
+
+
 class Op:
     """A primitive: implementation and derivative rules side by side.
 
@@ -78,24 +91,10 @@ class Op:
     def differentiable(self):
         return self.vjps is not None
 
-    def __call__(self, *args, **params):
-        return bind(self, *args, **params)
+    __call__ = bind  # op(*args, **params) is bind(op, *args, **params)
 
     def __repr__(self):
         return f"<dualrev op {self.name}>"
-
-
-def bind(op, *args, **params):
-    """Apply ``op``: the highest-level trace among ``args`` processes it."""
-    trace = None
-    for a in args:
-        if isinstance(a, Tracer):
-            t = a._trace
-            if trace is None or t.level > trace.level:
-                trace = t
-    if trace is None:
-        return op.impl(*args, **params)
-    return trace.process(op, args, params)
 
 
 class Tracer:

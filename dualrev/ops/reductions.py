@@ -97,8 +97,8 @@ register_numpy(np.std, std)
 def _winners(x, out, axis, keepdims):
     """Where x attains its max/min, each tie weighted 1/count (ties split evenly)."""
     out_kd = out if keepdims else reshape(out, shape=keepdims_shape(shape_of(x), axis))
-    hit = x == out_kd
-    return hit / np.sum(hit, axis=axis, keepdims=True)
+    hit = x == out_kd  # a plain boolean array: equal is not differentiable
+    return hit / np.add.reduce(hit, axis=axis, keepdims=True)
 
 
 def extreme_jvp(t, out, x, *, axis, keepdims):

@@ -29,7 +29,7 @@ def reshape_vjp(g, out, x, *, shape):
     return reshape(g, shape=shape_of(x))
 
 
-reshape = defop("reshape", lambda x, *, shape: np.reshape(x, shape),
+reshape = defop("reshape", lambda x, *, shape: np.asarray(x).reshape(shape),
                 jvp=reshape_jvp, vjp=reshape_vjp, saves=((),),
                 doc="Reshape to a resolved shape.")
 
