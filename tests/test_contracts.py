@@ -383,6 +383,15 @@ def test_unimplemented_reduction_options_raise(f):
         dr.grad(f)(np.array([1.0, 2.0, 3.0]))
 
 
+@pytest.mark.parametrize("axis", [2, -3, (0, 2)])
+def test_reduction_axis_out_of_bounds_raises_like_numpy(axis):
+    x = np.ones((2, 3))
+    with pytest.raises(np.exceptions.AxisError):
+        np.sum(x, axis=axis)
+    with pytest.raises(np.exceptions.AxisError):
+        dr.grad(lambda x: np.sum(np.max(x, axis=axis)))(x)
+
+
 @pytest.mark.parametrize("f", [
     lambda x: np.sort(x) * np.arange(4.0),
     lambda x: x.repeat(2) * np.arange(8.0),

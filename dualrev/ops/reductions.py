@@ -16,9 +16,13 @@ def normalize_axis(axis, ndim):
     """``axis`` (None, int or tuple) as a sorted tuple of negative ints."""
     if axis is None:
         return tuple(range(-ndim, 0))
-    if isinstance(axis, (int, np.integer)):
-        axis = (axis,)
-    return tuple(sorted({int(a) % ndim - ndim for a in axis})) if ndim else ()
+    axes = (int(axis),) if isinstance(axis, (int, np.integer)) else tuple(map(int, axis))
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise np.exceptions.AxisError(a, ndim)
+    if len(axes) == 1:
+        return (axes[0] % ndim - ndim,)
+    return tuple(sorted({a % ndim - ndim for a in axes}))
 
 
 def keepdims_shape(shape, axis):
@@ -41,6 +45,8 @@ def _check_out(out, name, options=None):
     if out is not None:
         raise TypeError(f"{name}(..., out=...) cannot hold a traced value: "
                         "use the returned value instead of out=")
+    if not options:
+        return
     unsupported = sorted(k for k, v in (options or {}).items()
                          if not (k == "where" and v is True) and v is not np._NoValue)
     if unsupported:
