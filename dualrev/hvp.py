@@ -321,9 +321,10 @@ class HVPOperator(LinearOperator):
     recording : GradRecording
         ``grad f`` at ``x``, recorded on an outer tape.
     mode : {"rev-rev", "fwd-rev"}
-        How each product sweeps the recording: one reverse sweep seeded with
+        How ``matvec`` sweeps the recording: one reverse sweep seeded with
         ``v`` at the gradient, or one forward replay with tangent ``v`` at
-        the inputs (``matmat`` then pushes all columns at once).
+        the inputs. ``matmat`` pushes all its columns through the recording
+        in one batched forward replay, in either mode.
     unravel : callable
         Rebuilds the structure of ``x`` from a flat vector.
     n : int
@@ -396,14 +397,14 @@ class HVPOperator(LinearOperator):
 
     def _matmat(self, V):
         V = np.asarray(V, np.float64)
-        if self.mode == "fwd-rev" and V.shape[1]:
-            # All columns as one batched tangent: one forward replay.
-            batch = (V.shape[1],)
-            product = self._recording.forward(self._split(V.T, batch), batch)
-            return np.concatenate([np.reshape(p, batch + (-1,)) for p in product]
-                                  or [np.zeros(batch + (0,))], axis=1).T.copy()
-        return np.column_stack([self._matvec(V[:, k]) for k in range(V.shape[1])]) \
-            if V.shape[1] else np.zeros((self.shape[0], 0))
+        if not V.shape[1]:
+            return np.zeros((self.shape[0], 0))
+        # All columns as one batched tangent: one forward replay (H is
+        # symmetric, so this is also the reverse sweeps' H V).
+        batch = (V.shape[1],)
+        product = self._recording.forward(self._split(V.T, batch), batch)
+        return np.concatenate([np.reshape(p, batch + (-1,)) for p in product]
+                              or [np.zeros(batch + (0,))], axis=1).T.copy()
 
 
 def _ravel_leaves(leaves, n):

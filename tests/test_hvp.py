@@ -63,12 +63,21 @@ def test_rosen_hessian_matches_scipy(n, mode):
 
 
 @pytest.mark.parametrize("mode", OPERATOR_MODES)
-def test_operator_matmat_is_the_hessian(mode):
+def test_operator_matmat_is_the_hessian_in_one_pass(mode, monkeypatch):
     x, _ = rosen_case(7)
     H = dualrev.hvp_operator(rosen, x, mode=mode)
+    recording = type(H._recording)
+    passes = []
+    for name in ("forward", "reverse"):
+        sweep = getattr(recording, name)
+        monkeypatch.setattr(recording, name, lambda self, *a, sweep=sweep, name=name, **k:
+                            passes.append(name) or sweep(self, *a, **k))
     close(H @ np.eye(7), rosen_hess(x), 1e-13)
     close(H.matmat(np.eye(7)[:, :3]), rosen_hess(x)[:, :3], 1e-13)
     close(H.T @ np.eye(7), rosen_hess(x), 1e-13)
+    assert passes == ["forward"] * 3   # one batched replay per matmat, not one per column
+    H @ np.ones(7)
+    assert passes[-1] == {"rev-rev": "reverse", "fwd-rev": "forward"}[mode]
 
 
 # ---- exact results -------------------------------------------------------------
