@@ -22,7 +22,7 @@ from .common import (indexing_loop, indexing_loop_grad_by_hand, mlp_loss,
                      scalar_chain_deriv_by_hand)
 
 
-def _best_seconds(fn, repeat=7):
+def _best_seconds(fn, repeat=15):
     """The best of ``repeat`` single runs in CPU time of this process (time
     lost to other processes on a shared machine is not counted)."""
     return min(timeit.repeat(fn, number=1, repeat=repeat, timer=time.process_time))
