@@ -73,8 +73,12 @@ def divide_dy(x, y, out):
     return -out / y
 
 
-divide = defbinary("divide", operator.truediv, lambda x, y, out: 1 / y, divide_dy,
-                   saves=((1,), (1, "out")), numpy=np.true_divide, doc="x / y.")
+divide = defop("divide", operator.truediv, nargs=2,  # d/dx as g / y: one pass, not g * (1 / y)
+               jvp=(lambda t, out, x, y: fit_tangent(t, x, out) / y,
+                    lambda t, out, x, y: fit_tangent(t, y, out) * divide_dy(x, y, out)),
+               vjp=(lambda g, out, x, y: unbroadcast(g / y, shape_of(x)),
+                    lambda g, out, x, y: unbroadcast(g * divide_dy(x, y, out), shape_of(y))),
+               saves=((1,), (1, "out")), numpy=np.true_divide, doc="x / y.")
 
 
 def times_power_dx(s, x, y):
