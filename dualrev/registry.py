@@ -62,6 +62,9 @@ class Op:
         differentiable); ``None`` for a non-differentiable op.
     saves : tuple of tuple, or None
         Per argument, which values its rules read (see :func:`defop`).
+    identity : tuple of int
+        Arguments whose rules are the identity when they have the output's
+        shape (see :func:`defop`).
     """
 
     __slots__ = ("name", "impl", "jvps", "vjps", "vjp_add", "saves", "drops", "identity",

@@ -73,7 +73,8 @@ def divide_dy(x, y, out):
     return -out / y
 
 
-divide = defop("divide", operator.truediv, nargs=2,  # d/dx as g / y: one pass, not g * (1 / y)
+# d/dx applied as g / y: one pass, where g * (1 / y) would take two.
+divide = defop("divide", operator.truediv, nargs=2,
                jvp=(lambda t, out, x, y: fit_tangent(t, x, out) / y,
                     lambda t, out, x, y: fit_tangent(t, y, out) * divide_dy(x, y, out)),
                vjp=(lambda g, out, x, y: unbroadcast(g / y, shape_of(x)),

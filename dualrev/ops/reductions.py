@@ -47,7 +47,7 @@ def _check_out(out, name, options=None):
                         "use the returned value instead of out=")
     if not options:
         return
-    unsupported = sorted(k for k, v in (options or {}).items()
+    unsupported = sorted(k for k, v in options.items()
                          if not (k == "where" and v is True) and v is not np._NoValue)
     if unsupported:
         raise NotImplementedError(f"{name}: the option(s) {unsupported} are not supported "
