@@ -344,12 +344,12 @@ def unbroadcast(g, shape):
     if gshape == shape:
         return g
     lead = len(gshape) - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1)
-    if axes:
-        g = np.add.reduce(g, axis=axes)  # np.sum, without its Python-level wrapper
-    if lead or np.shape(g) != shape:
-        g = np.reshape(g, shape)
+    kept = tuple(i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1)
+    # np.add.reduce is np.sum without its Python-level wrapper.
+    if lead:
+        g = np.add.reduce(g, axis=tuple(range(lead)))
+    if kept:
+        g = np.add.reduce(g, axis=kept, keepdims=True)
     return g
 
 
