@@ -17,6 +17,7 @@ import dualrev
 from dualrev.compare import tape_cost
 from dualrev.reverse import Tape
 
+from .bench_peers import BUILDERS
 from .common import (indexing_loop, indexing_loop_grad_by_hand, mlp_loss,
                      mlp_loss_grad_by_hand, mlp_problem, rng, scalar_chain,
                      scalar_chain_deriv_by_hand)
@@ -111,7 +112,10 @@ class MLPLoss:
 
 
 def main():
-    """Print the figures of the tape and MLP targets, measured in one run.
+    """Print the figures of the tape and MLP targets, measured in one run,
+    and, when HIPS/autograd is installed, the scalar chain's time as a
+    fraction of autograd's (a figure that does not depend on the machine's
+    speed of the day).
 
     ``cd benchmarks && OPENBLAS_NUM_THREADS=1 python -m benchmarks.bench_tape``
     """
@@ -125,6 +129,12 @@ def main():
     mlp.setup()
     print(f"MLP loss: grad / loss {mlp.track_grad_over_loss():.2f}, "
           f"grad / hand-written {mlp.track_grad_over_by_hand():.2f}")
+    try:  # the scalar chain in HIPS/autograd, when it is installed (the peers extra)
+        autograd_grad = BUILDERS["autograd"]("scalar_chain")
+    except NotImplementedError:
+        return
+    print(f"scalar_chain: dualrev / HIPS/autograd "
+          f"{_ratio(BUILDERS['dualrev']('scalar_chain'), autograd_grad, repeat=7):.3f}")
 
 
 if __name__ == "__main__":
