@@ -8,7 +8,6 @@ primitives on its tape. ``MLPLoss`` times the loss, its dualrev gradient and
 the hand-written gradient of :func:`.common.mlp_loss_grad_by_hand`.
 """
 
-import time
 import timeit
 
 import numpy as np
@@ -24,19 +23,21 @@ from .common import (indexing_loop, indexing_loop_grad_by_hand, mlp_loss,
 
 
 def _best_seconds(fn, repeat=15):
-    """The best of ``repeat`` single runs in CPU time of this process (time
-    lost to other processes on a shared machine is not counted)."""
-    return min(timeit.repeat(fn, number=1, repeat=repeat, timer=time.process_time))
+    """The best of ``repeat`` single runs: the run least disturbed by other load.
+
+    Wall time, not the process's CPU time: that would also count threads
+    that spin while waiting for work (a threaded BLAS does).
+    """
+    return min(timeit.repeat(fn, number=1, repeat=repeat))
 
 
 def _ratio(numerator, denominator, repeat=15):
-    """Best time of ``numerator`` over best time of ``denominator``, in CPU
-    time, their runs interleaved so that changes in the machine's load fall
-    on both alike."""
+    """Best time of ``numerator`` over best time of ``denominator``, their runs
+    interleaved so that changes in the machine's load fall on both alike."""
     best = [np.inf, np.inf]
     for _ in range(repeat):
         for k, fn in enumerate((numerator, denominator)):
-            best[k] = min(best[k], timeit.timeit(fn, number=1, timer=time.process_time))
+            best[k] = min(best[k], timeit.timeit(fn, number=1))
     return best[0] / best[1]
 
 
