@@ -7,7 +7,7 @@ axes, one per direction, so that several directions share one pass.
 """
 
 from .numpy_dispatch import Indexable, TracedArray
-from .registry import Tracer, bind, new_level
+from .registry import NO_PARAMS, Tracer, bind, new_level
 
 
 class Dual(TracedArray):
@@ -71,6 +71,10 @@ class ForwardTrace:
         if t_out is None:
             return out
         return (ArrayDual if getattr(out, "shape", ()) else Dual)(out, t_out, self)
+
+    def process_one(self, op, args, k):
+        """``process`` when only ``args[k]`` is traced (see ``Tape.process_one``)."""
+        return self.process(op, args, NO_PARAMS)
 
     def unpack(self, x):
         """(primal, tangent) of ``x`` at this level; tangent None if constant."""

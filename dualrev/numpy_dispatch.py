@@ -13,7 +13,7 @@ import scipy.special
 from . import ops  # noqa: F401  (fills the registry)
 from .ops import arithmetic as ar
 from .ops import linalg, reductions, shape
-from .registry import NUMPY_FUNCTIONS, Op, Tracer, bind, primal_value
+from .registry import NO_PARAMS, NUMPY_FUNCTIONS, Op, Tracer, bind, primal_value
 
 REGISTRATION_HINT = ("register it with dualrev.defop(...) (a new primitive with its "
                      "derivative rules) or dualrev.register_numpy(func, implementation) "
@@ -47,9 +47,6 @@ class UnsupportedFunctionError(NotImplementedError):
     """A NumPy or SciPy function that dualrev has no rule for met a traced value."""
 
 
-_NO_PARAMS = {}
-
-
 def _operator(op):
     """The method and reflected method of a binary Python operator.
 
@@ -58,14 +55,18 @@ def _operator(op):
     otherwise ``bind`` finds the innermost trace.
     """
     def method(self, other):
-        if isinstance(other, Tracer) and other._trace is not self._trace:
+        if not isinstance(other, Tracer):
+            return self._trace.process_one(op, (self, other), 0)
+        if other._trace is not self._trace:
             return bind(op, self, other)
-        return self._trace.process(op, (self, other), _NO_PARAMS)
+        return self._trace.process(op, (self, other), NO_PARAMS)
 
     def reflected(self, other):
-        if isinstance(other, Tracer) and other._trace is not self._trace:
+        if not isinstance(other, Tracer):
+            return self._trace.process_one(op, (other, self), 1)
+        if other._trace is not self._trace:
             return bind(op, other, self)
-        return self._trace.process(op, (other, self), _NO_PARAMS)
+        return self._trace.process(op, (other, self), NO_PARAMS)
 
     method.__name__, reflected.__name__ = f"__{op.name}__", f"__r{op.name}__"
     return method, reflected
@@ -85,7 +86,7 @@ class TracedArray(Tracer):
         impl = NUMPY_FUNCTIONS.get(ufunc)
         if not kwargs and method == "__call__" and impl.__class__ is Op:
             if len(inputs) == 1:  # np.sin(x): no trace search
-                return self._trace.process(impl, inputs, _NO_PARAMS)
+                return self._trace.process_one(impl, inputs, 0)
             return bind(impl, *inputs)
         if kwargs.get("out") is not None:
             raise TypeError(f"{_name(ufunc)}(..., out=...) cannot hold a traced value: "

@@ -32,6 +32,9 @@ OPS = {}
 #: NumPy/SciPy callable -> function of the same signature built from primitives.
 NUMPY_FUNCTIONS = {}
 
+#: The params of an op called without any: shared, never mutated.
+NO_PARAMS = {}
+
 
 def bind(op, *args, **params):
     """Apply ``op``: the highest-level trace among ``args`` processes it."""

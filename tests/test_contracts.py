@@ -367,6 +367,25 @@ def test_adding_a_constant_records_nothing_and_shares_the_cotangent():
         np.testing.assert_allclose(dr.hvp_operator(cube, x, mode=mode) @ u, 6 * (x + 1) * u)
 
 
+@pytest.mark.parametrize("x", [1.5, np.linspace(0.5, 1.5, 4)], ids=["scalar", "array"])
+def test_one_traced_argument_records_as_the_general_path(x):
+    from dualrev.reverse import Tape
+    from dualrev.registry import NO_PARAMS, OPS
+    calls = [("multiply", 0, 2.0), ("subtract", 1, 2.0), ("power", 0, 3.0),
+             ("divide", 1, 1.0), ("sin", 0, None), ("add", 0, 0.5)]
+    for name, k, c in calls:
+        fast, general = Tape(), Tape()
+        nodes = fast.input(x), general.input(x)
+        args = [(n,) if c is None else ((n, c) if k == 0 else (c, n)) for n in nodes]
+        a = fast.process_one(OPS[name], args[0], k)
+        b = general.process(OPS[name], args[1], NO_PARAMS)
+        assert a.index == b.index and len(fast.records) == len(general.records)
+        for ra, rb in zip(fast.records[1:], general.records[1:]):
+            assert (ra[0], ra[4], [type(v) for v in ra[1]], type(ra[3])) == \
+                (rb[0], rb[4], [type(v) for v in rb[1]], type(rb[3]))
+        np.testing.assert_array_equal(a.value, b.value)
+
+
 def test_grad_of_a_tuple_says_has_aux():
     with pytest.raises(TypeError, match=r"returned a tuple.*has_aux=True"):
         dr.grad(lambda x: (np.sum(x ** 2), "aux"))(np.ones(3))
