@@ -17,8 +17,8 @@ from .shape import broadcast_to, getitem, np_transpose, ravel, reshape, untake
 
 
 def mT(x):
-    """Swap the last two axes (matrix transpose of a stack)."""
-    return np.swapaxes(x, -1, -2)
+    """Swap the last two axes (matrix transpose of a stack; x.ndim >= 2)."""
+    return x.swapaxes(-1, -2)
 
 
 def _promote(t, x, out):

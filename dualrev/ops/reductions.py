@@ -112,7 +112,9 @@ def extreme_jvp(t, out, x, *, axis, keepdims):
 
 
 def extreme_vjp(g, out, x, *, axis, keepdims):
-    return expand_to(g, x, axis, keepdims) * _winners(x, out, axis, keepdims)
+    # The product broadcasts g over the reduced axes: no broadcast_to needed.
+    g_kd = g if keepdims else reshape(g, shape=keepdims_shape(shape_of(x), axis))
+    return g_kd * _winners(x, out, axis, keepdims)
 
 
 amax = defop("amax", lambda x, *, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
