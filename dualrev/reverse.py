@@ -4,10 +4,9 @@ A :class:`Tape` is the trace of one reverse-mode transformation. Each op on a
 :class:`Node` of the tape appends one record ``(op, args, params, out,
 parents)``; input nodes have the record ``None``, and an op whose rule is the
 identity (``x + c``) appends none: its output shares ``x``'s position. The
-backward sweep walks the
-records once, from the last to the first, with no recursion, accumulating
-cotangents with ``+`` (a value used twice receives both cotangents: the copy
-gate). A tape can be swept any number of times, and replayed forwards with
+backward sweep walks the records once, from the last to the first, with no
+recursion, accumulating cotangents with ``+`` (a value used twice receives
+both cotangents: the copy gate). A tape can be swept any number of times, and replayed forwards with
 tangents (a JVP through the recorded computation).
 
 When the values on a tape are themselves traced by an outer transformation,
