@@ -33,11 +33,11 @@ import sys
 
 import numpy as np
 
-from .api import as_float
-from .numpy_dispatch import TracedArray
-from .registry import OPS, Tracer, shape_of
-from .reverse import Tape
-from .tree import flatten, unflatten
+from ..api import as_float
+from ..numpy_dispatch import TracedArray
+from ..registry import OPS, Tracer, shape_of
+from ..reverse import Tape
+from ..tree import flatten, unflatten
 
 __all__ = ["explain", "name", "check_backprop", "Explanation", "BackpropCheck"]
 
