@@ -4,7 +4,7 @@ The pages call these functions from ``.. plot::`` directives
 (:mod:`matplotlib.sphinxext.plot_directive`), so no image is committed and
 none needs a manual step. Each figure comes from code that already exists:
 
-* the forward/reverse crossover: :func:`dualrev.compare.compare` on the
+* the forward/reverse crossover: :func:`dualrev.comparison.compare` on the
   ``tanh(A x)`` grid of :func:`dualrev.examples.catalogue` at ``m = 32``,
   drawn by :func:`dualrev.cli.plot_crossover` (the figure of
   ``dualrev compare --plot``);
@@ -74,11 +74,11 @@ def jacobian_crossover(m=32, budget=0.05):
 
     Shows the figure of ``dualrev compare --plot`` (:func:`dualrev.cli.plot_crossover`)
     for the catalogue's examples of group ``"tanh(Ax), m=<m>"``. ``budget`` is
-    the seconds of repeats per timing (see :func:`dualrev.compare.compare`);
+    the seconds of repeats per timing (see :func:`dualrev.comparison.compare`);
     the grid at ``m = 32`` takes about a second.
     """
     from dualrev.cli import plot_crossover
-    from dualrev.compare import compare
+    from dualrev.comparison import compare
     from dualrev.examples import catalogue
 
     grid = [ex for ex in catalogue() if ex.group == f"tanh(Ax), m={m}"]

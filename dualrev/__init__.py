@@ -8,8 +8,8 @@ Hessian-vector products.
 from .api import (choose_mode, derivative, grad, jacfwd, jacobian, jacrev, jvp,
                   stop_gradient, value_and_grad, vjp)
 from .hvp import HVPOperator, hessian, hvp, hvp_operator, value_grad_hvp
-from .compare import compare
-from .explain import check_backprop, explain
+from .comparison import compare
+from .teaching import check_backprop, explain
 from .numpy_dispatch import UnsupportedFunctionError
 from . import optimize
 from .ops.reductions import log_softmax, logsumexp, softmax

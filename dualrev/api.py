@@ -497,10 +497,10 @@ def jacobian(f, argnums=0, mode="auto"):
 
 
 def choose_mode(f, args, kwargs, argnums=0):
-    """'fwd' or 'rev', by the cost model of :mod:`dualrev.compare` read off one
+    """'fwd' or 'rev', by the cost model of :mod:`dualrev.comparison` read off one
     recording of ``f``: forward when ``n <= m``, and also past that while the
     per-primitive cost of ``m`` reverse sweeps outweighs the extra flops."""
-    from .compare import choose_jacobian_mode  # compare imports this module
+    from .comparison import choose_jacobian_mode  # compare imports this module
     return choose_jacobian_mode(f, args, kwargs, argnums)
 
 

@@ -17,7 +17,7 @@ array of ``--shape`` (comma-separated, e.g. ``10,3``; ``""`` for a scalar).
 Columns: ``fwd passes`` is the number of forward directions (``n``, pushed
 together in batched passes), ``rev passes`` the number of reverse sweeps
 (``m``, after one recording), ``ops`` and ``flops`` are read off the tape of
-``f`` (see :mod:`dualrev.compare` for the model), times are medians as
+``f`` (see :mod:`dualrev.comparison` for the model), times are medians as
 ratios to one plain evaluation of ``f``, memory is the peak allocated during
 one run, and ``*`` marks a measured winner that differs from the predicted
 one.
@@ -128,11 +128,11 @@ def _compare_command(args):
         reports = [_compare_user_function(args.function, args.shape, not args.no_hvp,
                                           args.quick)]
     else:
-        from .compare import run_catalogue
+        from .comparison import run_catalogue
         reports = run_catalogue(quick=args.quick, progress=_progress, hvp=not args.no_hvp)
     total = time.perf_counter() - start
     _progress_done(len(reports), total)
-    from .compare import format_table
+    from .comparison import format_table
     print(format_table(reports))
     print("\ntimes: median, as a ratio to one evaluation of f; fwd passes = n directions "
           "(batched), rev passes = m sweeps after one recording; * = measured winner "
@@ -213,7 +213,7 @@ def parse_shape(text):
 
 
 def _compare_user_function(spec, shape_text, hvp, quick):
-    from .compare import compare
+    from .comparison import compare
     f = load_function(spec)
     shape = parse_shape(shape_text)
     x = np.random.default_rng(0).standard_normal(shape) if shape else 0.5
@@ -247,7 +247,7 @@ def _finite(obj):
 
 def _write_json(path, reports, quick, total):
     from . import __version__
-    from .compare import DISPATCH_FLOPS
+    from .comparison import DISPATCH_FLOPS
     data = {"dualrev_version": __version__, "quick": quick,
             "dispatch_flops": DISPATCH_FLOPS, "total_seconds": total,
             "functions": [r.as_dict() for r in reports]}
@@ -305,9 +305,9 @@ def plot_crossover(reports, path):
 
     Parameters
     ----------
-    reports : list of dualrev.compare.Report
+    reports : list of dualrev.comparison.Report
         One function over a grid of input sizes ``n``, at one or more output
-        sizes ``m`` (as :func:`dualrev.compare.compare` returns them).
+        sizes ``m`` (as :func:`dualrev.comparison.compare` returns them).
     path : str or path-like
         Where to write the PNG.
 
@@ -325,12 +325,12 @@ def plot_crossover(reports, path):
     See Also
     --------
     crossover : the interpolation of each crossover.
-    dualrev.compare.compare, dualrev.compare.run_catalogue
+    dualrev.comparison.compare, dualrev.comparison.run_catalogue
 
     Examples
     --------
     >>> import os, tempfile
-    >>> from dualrev.compare import compare
+    >>> from dualrev.comparison import compare
     >>> from dualrev.examples import make_tanh_layer
     >>> reports = [compare(make_tanh_layer(n, m), np.ones(n), name="tanh(Ax)",
     ...                    hvp=False, budget=0.0) for m in (2, 8) for n in (1, 4, 16)]
@@ -362,7 +362,7 @@ def plot_crossover(reports, path):
 
 def _plot_panel(ax, grid):
     """Forward and reverse time against ``n`` at one ``m``; its two crossovers."""
-    from .compare import jacobian_costs
+    from .comparison import jacobian_costs
     ns, m = [r.n for r in grid], grid[0].m
     fwd = [r.mode("fwd").seconds * 1e3 for r in grid]
     rev = [r.mode("rev").seconds * 1e3 for r in grid]

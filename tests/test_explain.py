@@ -14,7 +14,7 @@ import pytest
 import scipy.special
 
 import dualrev
-from dualrev.explain import explain
+from dualrev.teaching import explain
 
 NOTES_DX = [0.3932238664829637, -0.5898357997244456]
 NOTES_DW = [-0.19661193324148185, -0.3932238664829637, 0.19661193324148185]

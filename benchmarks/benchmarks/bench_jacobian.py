@@ -2,14 +2,14 @@
 
 ``jacfwd`` pushes ``n`` directions (batched), ``jacrev`` sweeps one tape ``m``
 times. ``track_model_cost`` records the machine-independent prediction of
-:mod:`dualrev.compare` next to the measured times, so a plot of both shows
+:mod:`dualrev.comparison` next to the measured times, so a plot of both shows
 how far the cost model's crossover sits from the measured one.
 """
 
 import numpy as np
 
 import dualrev
-from dualrev.compare import jacobian_costs, tape_cost
+from dualrev.comparison import jacobian_costs, tape_cost
 from dualrev.reverse import Tape
 
 from .common import rng
