@@ -9,6 +9,7 @@ import numbers
 
 import numpy as np
 
+from .costmodel import predict_jacobian_mode, tape_cost
 from .forward import ForwardTrace
 from .numpy_dispatch import TracedArray
 from .registry import Tracer, shape_of
@@ -49,7 +50,8 @@ def as_float(x, where="argument"):
                     "floats, NumPy float arrays, and tuples/lists/dicts of them")
 
 
-def _argnums_tuple(argnums, nargs):
+def argnums_tuple(argnums, nargs):
+    """``(positions, multiple)``: ``argnums`` checked against ``nargs`` arguments."""
     multiple = not isinstance(argnums, int)
     nums = tuple(argnums) if multiple else (argnums,)
     for n in nums:
@@ -67,7 +69,7 @@ def _float_leaves(tree, what):
 
 def _select(args, argnums):
     """Flattened differentiable leaves of the selected arguments."""
-    nums, multiple = _argnums_tuple(argnums, len(args))
+    nums, multiple = argnums_tuple(argnums, len(args))
     selected = tuple(args[n] for n in nums) if multiple else args[nums[0]]
     leaves, treedef = _float_leaves(selected, f"argument {nums[0] if not multiple else nums}")
     return nums, multiple, leaves, treedef
@@ -94,8 +96,8 @@ def _zeros_like(x):
 
 # ---- reverse mode ------------------------------------------------------------
 
-def _record(f, args, kwargs, argnums):
-    """Run ``f`` on a new tape: (tape, input nodes, output, structure)."""
+def record(f, args, kwargs, argnums):
+    """Run ``f`` on a new tape: (tape, input nodes, input leaves, structure, output)."""
     nums, multiple, leaves, treedef = _select(args, argnums)
     tape = Tape()
     nodes = [tape.input(x) for x in leaves]
@@ -154,7 +156,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
     (np.float64(5.0), array([2., 4.]))
     """
     def value_and_grad_f(*args, **kwargs):
-        tape, nodes, leaves, treedef, out = _record(f, args, kwargs, argnums)
+        tape, nodes, leaves, treedef, out = record(f, args, kwargs, argnums)
         if has_aux:
             out, aux = out
         _check_scalar(out, has_aux)
@@ -239,7 +241,7 @@ def vjp(f, *primals, has_aux=False):
     >>> vjp_fn(np.array([1.0, 0.0]))
     (array([0., 1., 2.]),)
     """
-    tape, nodes, leaves, treedef, out = _record(
+    tape, nodes, leaves, treedef, out = record(
         f, primals, {}, tuple(range(len(primals))))
     if has_aux:
         out, aux = out
@@ -444,8 +446,8 @@ def jacrev(f, argnums=0):
            [0., 3., 2.]])
     """
     def jacrev_f(*args, **kwargs):
-        tape, nodes, leaves, treedef, out = _record(f, args, kwargs, argnums)
-        _, multiple = _argnums_tuple(argnums, len(args))
+        tape, nodes, leaves, treedef, out = record(f, args, kwargs, argnums)
+        _, multiple = argnums_tuple(argnums, len(args))
         out_leaves, out_def = flatten(out)
         rows = []  # per output leaf, per input leaf: the stacked cotangents
         for o in out_leaves:
@@ -496,12 +498,41 @@ def jacobian(f, argnums=0, mode="auto"):
     return jacobian_f
 
 
-def choose_mode(f, args, kwargs, argnums=0):
-    """'fwd' or 'rev', by the cost model of :mod:`dualrev.comparison` read off one
-    recording of ``f``: forward when ``n <= m``, and also past that while the
-    per-primitive cost of ``m`` reverse sweeps outweighs the extra flops."""
-    from .comparison import choose_jacobian_mode  # compare imports this module
-    return choose_jacobian_mode(f, args, kwargs, argnums)
+def choose_mode(f, args, kwargs=None, argnums=0):
+    """Record ``f`` once and return the Jacobian mode the cost model prefers.
+
+    Forward when ``n <= m``, and also past that while the per-primitive cost
+    of ``m`` reverse sweeps outweighs the extra flops (see
+    :mod:`dualrev.costmodel`). This is what ``jacobian(f, mode="auto")`` uses.
+
+    Parameters
+    ----------
+    f : callable
+    args : tuple
+        Positional arguments of ``f``.
+    kwargs : dict, optional
+    argnums : int or tuple of int
+        The differentiated arguments.
+
+    Returns
+    -------
+    str
+        ``"fwd"`` or ``"rev"``.
+
+    See Also
+    --------
+    jacobian, dualrev.costmodel.predict_jacobian_mode
+
+    Examples
+    --------
+    >>> import numpy as np, dualrev
+    >>> dualrev.choose_mode(lambda x: np.sum(x ** 2), (np.ones(1000),))
+    'rev'
+    """
+    tape, nodes, leaves, treedef, out = record(f, tuple(args), kwargs or {}, argnums)
+    n = sum(int(np.prod(shape_of(x))) for x in leaves)
+    m = sum(int(np.prod(shape_of(o))) for o in flatten(out)[0])
+    return predict_jacobian_mode(tape_cost(tape), n, m)
 
 
 def stop_gradient(x):

@@ -17,7 +17,7 @@ array of ``--shape`` (comma-separated, e.g. ``10,3``; ``""`` for a scalar).
 Columns: ``fwd passes`` is the number of forward directions (``n``, pushed
 together in batched passes), ``rev passes`` the number of reverse sweeps
 (``m``, after one recording), ``ops`` and ``flops`` are read off the tape of
-``f`` (see :mod:`dualrev.comparison` for the model), times are medians as
+``f`` (see :mod:`dualrev.costmodel` for the model), times are medians as
 ratios to one plain evaluation of ``f``, memory is the peak allocated during
 one run, and ``*`` marks a measured winner that differs from the predicted
 one.
@@ -247,7 +247,7 @@ def _finite(obj):
 
 def _write_json(path, reports, quick, total):
     from . import __version__
-    from .comparison import DISPATCH_FLOPS
+    from .costmodel import DISPATCH_FLOPS
     data = {"dualrev_version": __version__, "quick": quick,
             "dispatch_flops": DISPATCH_FLOPS, "total_seconds": total,
             "functions": [r.as_dict() for r in reports]}
@@ -362,7 +362,7 @@ def plot_crossover(reports, path):
 
 def _plot_panel(ax, grid):
     """Forward and reverse time against ``n`` at one ``m``; its two crossovers."""
-    from .comparison import jacobian_costs
+    from .costmodel import jacobian_costs
     ns, m = [r.n for r in grid], grid[0].m
     fwd = [r.mode("fwd").seconds * 1e3 for r in grid]
     rev = [r.mode("rev").seconds * 1e3 for r in grid]

@@ -6,44 +6,10 @@ records ``f`` once, reads the work off the tape, predicts the cheaper mode,
 then runs both and measures them; for scalar functions it does the same for
 Hessian-vector products in every composition.
 
-The cost model
---------------
-Machine independent: it counts, it never times. Each record of the tape is
-one primitive; its floating-point operations follow :data:`FLOP_MODEL`:
-
-==============  ==========================================  ======================
-family          ops                                         flops of one record
-==============  ==========================================  ======================
-elementwise     add, multiply, sin, tanh, where, ... (any   output size
-                op not listed below)
-matmul          matmul                                      ``2 * m * k * n``
-einsum          einsum                                      2 per index-space point
-reduction       sum, amax, amin, prod, cumsum, cumprod,     input size
-                logsumexp
-shape/indexing  reshape, transpose, broadcast_to,           0
-                concatenate, getitem, untake, ...
-linalg          solve ``2/3 n^3 + 2 n^2 k``, det and        textbook estimates
-                logabsdet ``2/3 n^3``, inv ``2 n^3``,
-                cholesky ``n^3/3``, eigvalsh/eigvecs ``9 n^3``
-==============  ==========================================  ======================
-
-A derivative rule (JVP or VJP) applied to one argument of a record costs,
-in the model, what the record itself costs; so with ``F`` the flops of the
-tape, ``T`` the flops of one derivative direction (``F`` weighted by the
-number of differentiated arguments of each record), ``ops`` the records and
-``P`` the rule calls of one direction:
-
-* forward  (``jacfwd``): ``passes * F + n * T`` flops, ``passes * (ops + P)`` calls
-* reverse  (``jacrev``): ``F + m * T`` flops, ``ops + m * P`` calls
-
-where forward pushes its ``n`` directions together in ``passes`` batched
-passes (usually one). Every primitive call through Python costs
-:data:`DISPATCH_FLOPS` flop-equivalents on top: that is why forward mode,
-whose ``n`` directions share one pass, still wins somewhat past ``n = m``
-when the arrays are small.
+The cost model itself (what a tape costs, which mode it predicts) is
+:mod:`dualrev.costmodel`; this module runs the modes and measures them.
 """
 
-import importlib.util
 import math
 import statistics
 import time
@@ -52,276 +18,19 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .api import _record, jacfwd, jacrev, jvp, value_and_grad
+from .api import jacfwd, jacrev
+from .costmodel import TapeCost, forward_passes, jacobian_costs, predict_jacobian_mode, tape_cost
+from .hvp import HVP_MODES, hvp_costs
+from .hvp import hvp as hvp_product
 from .registry import shape_of
 from .reverse import Tape
 from .tree import flatten
 
-__all__ = ["compare", "Report", "ModeResult", "TapeCost", "tape_cost", "flops_of",
-           "predict_jacobian_mode", "choose_jacobian_mode", "run_catalogue",
-           "format_table", "FLOP_MODEL", "DISPATCH_FLOPS", "HVP_MODES"]
-
-#: Flop-equivalents of one primitive call through Python (about 5 µs of
-#: interpreter work at about 1 Gflop/s of NumPy throughput). A fixed model
-#: constant, the same on every machine.
-DISPATCH_FLOPS = 5000
-
-#: HVP compositions compared for scalar functions, in tie-breaking order:
-#: forward-over-reverse first, as it keeps no outer tape.
-HVP_MODES = ("fwd-rev", "rev-rev", "rev-fwd", "fd")
+__all__ = ["compare", "Report", "ModeResult", "run_catalogue", "format_table"]
 
 
 def _size(x):
     return int(np.prod(shape_of(x)))
-
-
-def _elementwise(vals, params, out):
-    return _size(out)
-
-
-def _matmul(vals, params, out):
-    a = shape_of(vals[0])
-    return 2 * _size(out) * (a[-1] if a else 1)
-
-
-def _einsum(vals, params, out):
-    """Two flops per point of the full index space, as a two-operand contraction."""
-    sizes = {}
-    for letters, x in zip(params["inputs"], vals):
-        sizes.update(zip(letters, shape_of(x)))
-    return 2 * int(np.prod(list(sizes.values()) or [1]))
-
-
-def _reduction(vals, params, out):
-    return _size(vals[0])
-
-
-def _free(vals, params, out):
-    return 0
-
-
-def _cubic(factor):
-    def linalg(vals, params, out):
-        a = shape_of(vals[0])
-        n = a[-1] if a else 1
-        batch = _size(vals[0]) // max(n * n, 1)
-        return int(factor * n ** 3 * max(batch, 1))
-    linalg.__name__ = f"cubic_{factor}"
-    return linalg
-
-
-def _solve(vals, params, out):
-    a = shape_of(vals[0])
-    n = a[-1] if a else 1
-    rhs = _size(vals[1]) // max(n, 1) if len(vals) > 1 else 1
-    return int(2 / 3 * n ** 3 + 2 * n * n * rhs)
-
-
-#: family -> (op names, flops of one record as ``rule(vals, params, out)``).
-#: Ops not named here count as elementwise. Linear-algebra entries are the
-#: textbook estimates for LU (solve, det), inversion, Cholesky and the
-#: symmetric eigensolver.
-FLOP_MODEL = {
-    "matmul": ({"matmul", "dot", "tensordot"}, _matmul),
-    "einsum": ({"einsum"}, _einsum),
-    "reduction": ({"sum", "amax", "amin", "prod", "cumsum", "cumprod", "logsumexp",
-                   "mean", "max", "min"}, _reduction),
-    "shape": ({"reshape", "transpose", "broadcast_to", "concatenate", "getitem",
-               "untake", "squeeze", "expand_dims", "take", "flip", "roll", "pad", "tile",
-               "repeat"}, _free),
-    "linalg": ({"solve"}, _solve),
-    "linalg-lu": ({"det", "slogdet", "logabsdet", "lu"}, _cubic(2 / 3)),
-    "linalg-inv": ({"inv"}, _cubic(2)),
-    "linalg-cholesky": ({"cholesky"}, _cubic(1 / 3)),
-    "linalg-eigh": ({"eigh", "eigvalsh", "eigvecs", "svd"}, _cubic(9)),
-}
-
-_RULE_OF = {name: rule for names, rule in FLOP_MODEL.values() for name in names}
-
-
-def flops_of(record):
-    """Floating-point operations of one tape record, by :data:`FLOP_MODEL`.
-
-    Parameters
-    ----------
-    record : tuple
-        ``(op, vals, params, out, parents)`` from ``Tape().records``.
-
-    Returns
-    -------
-    int
-
-    See Also
-    --------
-    tape_cost
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from dualrev.reverse import Tape
-    >>> tape = Tape()
-    >>> _ = tape.input(np.ones((2, 3))) @ np.ones((3, 4))
-    >>> flops_of(tape.records[1])  # 2 * m * k * n
-    48
-    """
-    op, vals, params, out, parents = record
-    return _RULE_OF.get(op.name, _elementwise)(vals, params, out)
-
-
-@dataclass
-class TapeCost:
-    """The work recorded on a tape.
-
-    Attributes
-    ----------
-    ops : int
-        Primitives recorded (records that depend on an input).
-    flops : int
-        Their floating-point operations, by :data:`FLOP_MODEL`.
-    deriv_flops : int
-        Flops of one derivative direction: each record's flops times its
-        number of differentiated arguments.
-    rule_calls : int
-        Derivative rules called in one direction (the differentiated
-        arguments of all records).
-    by_op : dict
-        Op name -> number of records.
-    """
-
-    ops: int = 0
-    flops: int = 0
-    deriv_flops: int = 0
-    rule_calls: int = 0
-    by_op: dict = field(default_factory=dict)
-
-
-def tape_cost(tape):
-    """Read the primitive count and the flops off a recorded tape.
-
-    Parameters
-    ----------
-    tape : dualrev.reverse.Tape
-
-    Returns
-    -------
-    TapeCost
-
-    See Also
-    --------
-    flops_of, compare
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from dualrev.reverse import Tape
-    >>> tape = Tape()
-    >>> x = tape.input(np.arange(10.0))
-    >>> _ = np.sum(x * np.ones(10))    # multiply: 10 flops, sum: 10 flops
-    >>> cost = tape_cost(tape)
-    >>> cost.ops, cost.flops
-    (2, 20)
-    """
-    cost = TapeCost()
-    for record in tape.records:
-        if record is None:
-            continue
-        flops = flops_of(record)
-        name = record[0].name
-        cost.ops += 1
-        cost.flops += flops
-        cost.deriv_flops += flops * len(record[4])
-        cost.rule_calls += len(record[4])
-        cost.by_op[name] = cost.by_op.get(name, 0) + 1
-    return cost
-
-
-def forward_passes(n):
-    """Batched passes ``jacfwd`` makes for ``n`` directions (its chunking)."""
-    if n == 0:
-        return 0
-    chunk = max(1, min(n, (1 << 22) // n))
-    return -(-n // chunk)
-
-
-def jacobian_costs(cost, n, m):
-    """Model cost (flop-equivalents) of ``{"fwd": ..., "rev": ...}``.
-
-    Examples
-    --------
-    >>> c = TapeCost(ops=1, flops=10, deriv_flops=10, rule_calls=1)
-    >>> costs = jacobian_costs(c, n=10, m=1)
-    >>> costs["rev"] < costs["fwd"]
-    True
-    """
-    passes = forward_passes(n)
-    fwd = passes * cost.flops + n * cost.deriv_flops \
-        + DISPATCH_FLOPS * passes * (cost.ops + cost.rule_calls)
-    rev = cost.flops + m * cost.deriv_flops \
-        + DISPATCH_FLOPS * (cost.ops + m * cost.rule_calls)
-    return {"fwd": fwd, "rev": rev}
-
-
-def predict_jacobian_mode(cost, n, m):
-    """'fwd' or 'rev', whichever the cost model says is cheaper ('fwd' on ties).
-
-    Parameters
-    ----------
-    cost : TapeCost
-        The tape of ``f`` (see :func:`tape_cost`).
-    n, m : int
-        Input and output sizes.
-
-    Returns
-    -------
-    str
-
-    See Also
-    --------
-    choose_jacobian_mode, jacobian_costs
-
-    Examples
-    --------
-    >>> c = TapeCost(ops=2, flops=2000, deriv_flops=2000, rule_calls=2)
-    >>> predict_jacobian_mode(c, n=1, m=1000), predict_jacobian_mode(c, n=1000, m=1)
-    ('fwd', 'rev')
-    """
-    costs = jacobian_costs(cost, n, m)
-    return "fwd" if costs["fwd"] <= costs["rev"] else "rev"
-
-
-def choose_jacobian_mode(f, args, kwargs=None, argnums=0):
-    """Record ``f`` once and return the mode the cost model prefers.
-
-    This is what ``dualrev.jacobian(f, mode="auto")`` uses.
-
-    Parameters
-    ----------
-    f : callable
-    args : tuple
-        Positional arguments of ``f``.
-    kwargs : dict, optional
-    argnums : int or tuple of int
-        The differentiated arguments.
-
-    Returns
-    -------
-    str
-        ``"fwd"`` or ``"rev"``.
-
-    See Also
-    --------
-    predict_jacobian_mode
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> choose_jacobian_mode(lambda x: np.sum(x ** 2), (np.ones(1000),))
-    'rev'
-    """
-    tape, nodes, leaves, treedef, out = _record(f, tuple(args), kwargs or {}, argnums)
-    n = sum(_size(x) for x in leaves)
-    m = sum(_size(o) for o in flatten(out)[0])
-    return predict_jacobian_mode(tape_cost(tape), n, m)
 
 
 # ---- measuring -------------------------------------------------------------
@@ -371,7 +80,8 @@ class ModeResult:
     flops : int
         Model flops of the whole computation.
     cost : int
-        Model cost: flops plus :data:`DISPATCH_FLOPS` per primitive call.
+        Model cost: flops plus :data:`~dualrev.costmodel.DISPATCH_FLOPS` per
+        primitive call.
     seconds : float
         Median wall time.
     time_ratio : float
@@ -411,7 +121,7 @@ class Report:
     predicted, measured : str
         The cheaper Jacobian mode by the cost model, and by the stopwatch.
     hvp : list of ModeResult
-        Every HVP mode, for scalar ``f`` when :mod:`dualrev.hvp` is available.
+        Every mode of :data:`dualrev.hvp.HVP_MODES`, for scalar ``f``.
     hvp_predicted, hvp_measured : str or None
         The cheaper exact HVP mode, by model and by stopwatch.
     note : str
@@ -457,60 +167,18 @@ def _measure(result, fn, f_seconds, budget, reference=None):
     return value
 
 
-def _hvp_function():
-    """``dualrev.hvp.hvp`` when that module exists, else None."""
-    if importlib.util.find_spec("dualrev.hvp") is None:
-        return None
-    from .hvp import hvp
-    return hvp
-
-
-def _recorded(fn, x):
-    """TapeCost of ``fn(x)`` recorded on a fresh tape."""
-    tape = Tape()
-    fn(tape.input(x))
-    return tape_cost(tape)
-
-
-def hvp_costs(f, x, v):
-    """Model ``(passes, flops, cost)`` of each HVP mode of a scalar ``f``.
-
-    The work of a gradient (``grad f``) and of a JVP (``jvp f``) is recorded
-    on an outer tape and read off it: reverse-over-reverse records the
-    gradient and sweeps it once; forward-over-reverse pushes one tangent
-    through the gradient; reverse-over-forward records the JVP and sweeps it;
-    finite differences evaluate two gradients.
-    """
-    grad_work = _recorded(lambda xn: value_and_grad(f)(xn)[1], x)
-    jvp_work = _recorded(lambda xn: jvp(f, (xn,), (v,))[1], x)
-    f_work = _recorded(f, x)
-
-    def model(work, passes):  # passes: f-sized forward passes plus sweeps
-        flops = work.flops + work.deriv_flops
-        return passes, flops, flops + DISPATCH_FLOPS * (work.ops + work.rule_calls)
-    grad_flops = f_work.flops + f_work.deriv_flops
-    grad_calls = f_work.ops + f_work.rule_calls
-    return {
-        "fwd-rev": model(grad_work, 2),
-        "rev-rev": model(grad_work, 4),
-        "rev-fwd": model(jvp_work, 2),
-        "fd": (4, 2 * grad_flops, 2 * (grad_flops + DISPATCH_FLOPS * grad_calls)),
-    }
-
-
 def _compare_hvps(report, f, x, f_seconds, budget):
-    hvp = _hvp_function()
-    if hvp is None or report.m != 1 or report.n == 0:
+    if report.m != 1 or report.n == 0:
         return
     v = np.random.default_rng(0).standard_normal(shape_of(x)) if shape_of(x) else 1.0
     costs = hvp_costs(f, x, v)
-    reference = hvp(f, x, v, "fwd-rev")
-    for mode in HVP_MODES:
-        passes, flops, cost = costs[mode]
+    reference = hvp_product(f, x, v, "fwd-rev")
+    for mode, (passes, flops, cost) in costs.items():
         result = ModeResult(mode, passes, flops, cost)
-        _measure(result, lambda mode=mode: hvp(f, x, v, mode), f_seconds, budget, reference)
+        _measure(result, lambda mode=mode: hvp_product(f, x, v, mode), f_seconds, budget,
+                 reference)
         report.hvp.append(result)
-    exact = [r for r in report.hvp if r.mode != "fd"]
+    exact = [r for r in report.hvp if HVP_MODES[r.mode].exact]
     report.hvp_predicted = min(exact, key=lambda r: r.cost).mode
     report.hvp_measured = min(exact, key=lambda r: r.seconds).mode
 
@@ -527,8 +195,8 @@ def compare(f, x, *, name=None, hvp=True, budget=0.2, note=""):
     name : str, optional
         Shown in tables; defaults to ``f.__name__``.
     hvp : bool
-        For scalar ``f``, also compare the HVP modes of :mod:`dualrev.hvp`
-        (skipped when that module is not installed).
+        For scalar ``f``, also compare every mode of
+        :data:`dualrev.hvp.HVP_MODES`.
     budget : float
         Seconds of repeats per timing; the median is reported.
     note : str
@@ -543,7 +211,7 @@ def compare(f, x, *, name=None, hvp=True, budget=0.2, note=""):
 
     See Also
     --------
-    tape_cost, predict_jacobian_mode, dualrev.jacobian
+    dualrev.costmodel.tape_cost, dualrev.costmodel.predict_jacobian_mode, dualrev.jacobian
 
     Examples
     --------
@@ -635,8 +303,7 @@ def _jacobian_row(r):
 
 def _hvp_row(r):
     cells = [r.name, str(r.n)]
-    for mode in HVP_MODES:
-        res = r.mode(mode)
+    for res in r.hvp:
         cells.append(f"{res.time_ratio:.3g}")
     return tuple(cells) + (r.hvp_predicted, r.hvp_measured)
 
@@ -667,6 +334,7 @@ def format_table(reports):
     text = _render(JACOBIAN_COLUMNS, [_jacobian_row(r) for r in reports])
     with_hvp = [r for r in reports if r.hvp]
     if with_hvp:
-        columns = ("HVP (time / f)", "n") + HVP_MODES + ("predicted", "measured")
+        modes = tuple(res.mode for res in with_hvp[0].hvp)
+        columns = ("HVP (time / f)", "n") + modes + ("predicted", "measured")
         text += "\n\n" + _render(columns, [_hvp_row(r) for r in with_hvp])
     return text

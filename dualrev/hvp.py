@@ -22,26 +22,26 @@ one more sweep (or one forward replay) of that recording: the form an
 iterative solver (CG, MINRES, Lanczos) wants.
 """
 
+from dataclasses import dataclass
+from typing import Callable, Optional
+
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
-from .api import as_float, grad, jacfwd, jacrev, jvp, stop_gradient, value_and_grad
+from . import costmodel
+from .api import (argnums_tuple, as_float, grad, jacfwd, jacrev, jvp, stop_gradient,
+                  value_and_grad)
 from .registry import shape_of
 from .reverse import Tape
 from .tree import flatten, ravel_pytree, unflatten
 
-__all__ = ["hvp", "hvp_operator", "value_grad_hvp", "hessian", "HVPOperator", "HVP_MODES"]
-
-#: The ways :func:`hvp` can compute a Hessian-vector product.
-HVP_MODES = ("rev-rev", "fwd-rev", "rev-fwd", "fd")
-
-#: The modes of :func:`hvp_operator` (those that reuse one recording).
-OPERATOR_MODES = ("rev-rev", "fwd-rev")
+__all__ = ["hvp", "hvp_operator", "value_grad_hvp", "hessian", "HVPOperator", "HVP_MODES",
+           "HVPMode", "hvp_costs"]
 
 
 def _check_mode(mode, allowed):
     if mode not in allowed:
-        raise ValueError(f"mode must be one of {allowed}, not {mode!r}")
+        raise ValueError(f"mode must be one of {tuple(allowed)}, not {mode!r}")
 
 
 def _leaves_like(x_leaves, v, what="v"):
@@ -122,7 +122,8 @@ class GradRecording:
                 for i, x in zip(self.grad_index, self.x_leaves)]
 
     def product(self, v_leaves, mode):
-        return self.reverse(v_leaves) if mode == "rev-rev" else self.forward(v_leaves)
+        """``H v`` by the operator sweep of ``mode`` (see :data:`HVP_MODES`)."""
+        return HVP_MODES[mode].sweep(self, v_leaves)
 
 
 def _ancestors_only(tape, wanted):
@@ -157,35 +158,183 @@ def _fd_step(x_leaves, v_leaves):
     return np.cbrt(np.finfo(np.float64).eps) * x_scale / v_scale if v_scale else 0.0
 
 
-def _hvp_leaves(f, x_leaves, treedef, v_leaves, mode, args):
-    """``H v`` leaf by leaf for one ``mode``."""
+def _leaf_function(f, treedef, args):
     def f_of_leaves(*leaves):
         return f(unflatten(treedef, leaves), *args)
+    return f_of_leaves
 
+
+def reverse_over_reverse(f, x_leaves, treedef, v_leaves, args):
+    """``H v`` by one reverse sweep of a recording of ``grad f``, then released."""
+    return GradRecording(f, unflatten(treedef, x_leaves), args).reverse(v_leaves,
+                                                                       release=True)
+
+
+def forward_over_reverse(f, x_leaves, treedef, v_leaves, args):
+    """``H v`` as ``jvp(grad f, x, v)``: dual numbers through the backward sweep."""
     nums = tuple(range(len(x_leaves)))
-    if mode == "rev-rev":
-        return GradRecording(f, unflatten(treedef, x_leaves), args).reverse(v_leaves,
-                                                                           release=True)
-    if mode == "fwd-rev":
-        tangents = jvp(grad(f_of_leaves, nums), x_leaves, v_leaves)[1]
-        # None: that gradient leaf is constant in x (zero Hessian rows).
-        return [_zeros(x) if t is None else t for t, x in zip(tangents, x_leaves)]
+    tangents = jvp(grad(_leaf_function(f, treedef, args), nums), x_leaves, v_leaves)[1]
+    # None: that gradient leaf is constant in x (zero Hessian rows).
+    return [_zeros(x) if t is None else t for t, x in zip(tangents, x_leaves)]
 
-    if mode == "rev-fwd":
-        def directional(*leaves):
-            return jvp(f_of_leaves, leaves, v_leaves)[1]
-        return list(grad(directional, nums)(*x_leaves))
+
+def reverse_over_forward(f, x_leaves, treedef, v_leaves, args):
+    """``H v`` as the gradient of the directional derivative ``jvp(f, x, v)``."""
+    f_of_leaves = _leaf_function(f, treedef, args)
+
+    def directional(*leaves):
+        return jvp(f_of_leaves, leaves, v_leaves)[1]
+    return list(grad(directional, tuple(range(len(x_leaves))))(*x_leaves))
+
+
+def finite_difference(f, x_leaves, treedef, v_leaves, args):
+    """``H v`` as a central difference of two gradients (step: :func:`_fd_step`)."""
     h = _fd_step(x_leaves, v_leaves)
     if h == 0.0:
         return [_zeros(x) for x in x_leaves]
-    grad_f = grad(f_of_leaves, nums)
+    grad_f = grad(_leaf_function(f, treedef, args), tuple(range(len(x_leaves))))
     steps = [h * v for v in v_leaves]
     plus = grad_f(*[x + s for x, s in zip(x_leaves, steps)])
     minus = grad_f(*[x - s for x, s in zip(x_leaves, steps)])
     return [(p - m) * (0.5 / h) for p, m in zip(plus, minus)]
 
 
-def hvp(f, x, v, mode="rev-rev", argnums=0, *, args=()):
+def reverse_sweep(recording, v_leaves):
+    """``H v`` from a kept recording: one reverse sweep seeded with ``v``."""
+    return recording.reverse(v_leaves)
+
+
+def forward_sweep(recording, v_leaves):
+    """``H v`` from a kept recording: one forward replay with tangent ``v``."""
+    return recording.forward(v_leaves)
+
+
+# ---- the table of modes ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class HVPMode:
+    """One way of computing ``H v``: an entry of :data:`HVP_MODES`.
+
+    Attributes
+    ----------
+    product : callable
+        The one-shot product, ``product(f, x_leaves, treedef, v_leaves, args)``
+        returning the leaves of ``H v`` (what :func:`hvp` runs).
+    sweep : callable or None
+        ``sweep(recording, v_leaves)``: ``H v`` from a :class:`GradRecording`
+        that is kept (what :func:`hvp_operator` runs); None for a mode that
+        cannot reuse a recording.
+    hessian : callable or None
+        The Jacobian transformation that turns ``grad f`` into the full
+        Hessian in this mode (``jacfwd`` or ``jacrev``); None if :func:`hessian`
+        does not offer the mode.
+    cost : callable
+        The cost-model entry, ``cost(work)`` with a
+        :class:`~dualrev.costmodel.HVPWork`, returning ``(passes, flops, cost)``.
+    exact : bool
+        Agrees with the others to rounding (False for finite differences);
+        only exact modes compete for :func:`dualrev.compare`'s winner.
+    """
+
+    product: Callable
+    sweep: Optional[Callable]
+    hessian: Optional[Callable]
+    cost: Callable
+    exact: bool = True
+
+
+#: Every HVP mode by name, in tie-breaking order (forward-over-reverse first:
+#: it keeps no outer tape). :func:`hvp`, :func:`hvp_operator`, :func:`hessian`
+#: and :func:`dualrev.compare` all read their modes from this one table.
+HVP_MODES = {
+    "fwd-rev": HVPMode(forward_over_reverse, forward_sweep, jacfwd,
+                       costmodel.forward_over_reverse_cost),
+    "rev-rev": HVPMode(reverse_over_reverse, reverse_sweep, jacrev,
+                       costmodel.reverse_over_reverse_cost),
+    "rev-fwd": HVPMode(reverse_over_forward, None, None,
+                       costmodel.reverse_over_forward_cost),
+    "fd": HVPMode(finite_difference, None, None, costmodel.finite_difference_cost,
+                  exact=False),
+}
+
+
+def operator_modes():
+    """The modes of :data:`HVP_MODES` that :func:`hvp_operator` offers."""
+    return tuple(name for name, mode in HVP_MODES.items() if mode.sweep is not None)
+
+
+def hessian_modes():
+    """The modes of :data:`HVP_MODES` that :func:`hessian` offers."""
+    return tuple(name for name, mode in HVP_MODES.items() if mode.hessian is not None)
+
+
+#: The modes of :func:`hvp_operator` (those that reuse one recording), as the
+#: table defines them at import.
+OPERATOR_MODES = operator_modes()
+
+
+def _recorded_cost(fn, x):
+    """TapeCost of ``fn(x)`` recorded on a fresh tape."""
+    tape = Tape()
+    fn(tape.input(x))
+    return costmodel.tape_cost(tape)
+
+
+def hvp_costs(f, x, v):
+    """Model ``(passes, flops, cost)`` of each mode of :data:`HVP_MODES`.
+
+    The work of ``f``, of its gradient and of its JVP along ``v`` is
+    recorded on outer tapes and read off them; each mode's cost-model entry
+    turns that work into its cost.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> costs = hvp_costs(lambda x: np.sum(x ** 3), np.ones(4), np.ones(4))
+    >>> sorted(costs) == sorted(HVP_MODES)
+    True
+    """
+    work = costmodel.HVPWork(f=_recorded_cost(f, x),
+                             grad=_recorded_cost(lambda xn: value_and_grad(f)(xn)[1], x),
+                             jvp=_recorded_cost(lambda xn: jvp(f, (xn,), (v,))[1], x))
+    return {name: mode.cost(work) for name, mode in HVP_MODES.items()}
+
+
+# ---- argnums -----------------------------------------------------------------------
+
+def _selected(f, x, args, argnums):
+    """``(g, point, rest)``: ``f`` as a function ``g(point, *rest)`` of the
+    arguments ``argnums`` selects among ``(x, *args)``.
+
+    ``argnums`` has :func:`~dualrev.grad`'s meaning over ``f(x, *args)`` and
+    must select ``x`` (position 0): the point is ``x``, or the tuple of the
+    selected arguments.
+    """
+    args = tuple(args)
+    if isinstance(argnums, (int, np.integer)) and argnums == 0:
+        return f, x, args
+    full = (x,) + args
+    nums, multiple = argnums_tuple(argnums, len(full))
+    if 0 not in nums:
+        raise ValueError(
+            f"argnums={argnums!r} does not select x: f is called as f(x, *args) and "
+            f"argnums selects which of those arguments are differentiated, as in "
+            f"dualrev.grad, so it must include 0 (x). It no longer gives the position "
+            f"of x among args: for f(a, x) write hvp(lambda x, a: f(a, x), x, v, "
+            f"args=(a,))")
+    if not multiple:
+        return f, x, args
+    rest = tuple(a for i, a in enumerate(full) if i not in nums)
+
+    def f_of_selected(point, *rest_args):
+        call = list(rest_args)
+        for i, value in sorted(zip(nums, point), key=lambda pair: pair[0]):
+            call.insert(i, value)
+        return f(*call)
+    return f_of_selected, tuple(full[i] for i in nums), rest
+
+
+def hvp(f, x, v, mode="rev-rev", *, args=(), argnums=0):
     """The Hessian of a scalar function at ``x`` times a vector ``v``.
 
     Parameters
@@ -208,12 +357,16 @@ def hvp(f, x, v, mode="rev-rev", argnums=0, *, args=()):
         is ``h**2 / 6`` times the third directional derivative of ``grad f``
         and the rounding error about ``eps * |grad f| / h``, both of relative
         size about ``eps**(2/3)`` (about 4e-11) for a well-scaled ``f``.
-    argnums : int
-        The position of ``x`` among the arguments of ``f``: ``f`` is called as
-        ``f(*args[:argnums], x, *args[argnums:])``, so ``args`` must hold at
-        least ``argnums`` values (a ValueError says so otherwise).
     args : tuple
-        The other positional arguments of ``f``, held constant.
+        The other positional arguments of ``f``: it is called ``f(x, *args)``.
+    argnums : int or tuple of int
+        Which of ``f(x, *args)``'s positional arguments are differentiated,
+        as in :func:`~dualrev.grad`; must include ``0`` (``x``). With a tuple,
+        the point is the tuple of the selected arguments, and ``v`` and the
+        result have its structure: ``hvp(f, x, (vx, va), args=(a,),
+        argnums=(0, 1))`` is the Hessian in ``(x, a)`` times ``(vx, va)``.
+        (It is not the position of ``x`` among ``args``: that older meaning
+        raises a ValueError saying what to write.)
 
     Returns
     -------
@@ -232,39 +385,20 @@ def hvp(f, x, v, mode="rev-rev", argnums=0, *, args=()):
     array([6., 2.])
     >>> dualrev.hvp(f, np.array([1.0, 3.0]), np.array([1.0, 0.0]), mode="fwd-rev")
     array([6., 2.])
-    >>> dualrev.hvp(lambda c, x: c * x ** 3, 2.0, 1.0, argnums=1, args=(0.5,))
+    >>> dualrev.hvp(lambda x, c: c * x ** 3, 2.0, 1.0, args=(0.5,))
     np.float64(6.0)
+    >>> dualrev.hvp(lambda x, c: c * x ** 3, 2.0, (1.0, 0.0), args=(0.5,), argnums=(0, 1))
+    (np.float64(6.0), np.float64(12.0))
     """
     _check_mode(mode, HVP_MODES)
-    args = tuple(args)
-    if argnums:
-        _check_argnums(argnums, args)
-        f = _moved_to_front(f, argnums)
+    f, x, args = _selected(f, x, args, argnums)
     x_leaves, treedef = flatten(x)
     x_leaves = [as_float(leaf, "x") for leaf in x_leaves]
     v_leaves = _leaves_like(x_leaves, v)
-    return unflatten(treedef, _hvp_leaves(f, x_leaves, treedef, v_leaves, mode, args))
+    return unflatten(treedef, HVP_MODES[mode].product(f, x_leaves, treedef, v_leaves, args))
 
 
-def _check_argnums(argnums, args):
-    """``x`` at position ``argnums`` needs ``argnums`` arguments before it."""
-    if not isinstance(argnums, (int, np.integer)) or argnums < 0:
-        raise ValueError(f"argnums must be a non-negative int (the position of x among "
-                         f"the arguments of f), not {argnums!r}")
-    if len(args) < argnums:
-        raise ValueError(f"argnums={argnums} puts x at position {argnums} of f's "
-                         f"arguments, so args= must hold at least {argnums} value(s) "
-                         f"(those before x), but args has {len(args)}")
-
-
-def _moved_to_front(f, argnums):
-    """``f`` with its argument at position ``argnums`` taken first."""
-    def f_x_first(x, *args):
-        return f(*args[:argnums], x, *args[argnums:])
-    return f_x_first
-
-
-def value_grad_hvp(f, x, v, args=()):
+def value_grad_hvp(f, x, v, *, args=(), argnums=0):
     """``f(x)``, its gradient and ``H v``, all from one recording of ``grad f``.
 
     What a Newton-type optimiser needs per step: one pass records
@@ -278,7 +412,10 @@ def value_grad_hvp(f, x, v, args=()):
     x : array or nested structure of arrays
     v : same structure as ``x``
     args : tuple
-        Further arguments of ``f``, held constant.
+        Further arguments of ``f``: it is called ``f(x, *args)``.
+    argnums : int or tuple of int
+        Which of ``f(x, *args)``'s arguments are differentiated; must include
+        ``0`` (see :func:`hvp`).
 
     Returns
     -------
@@ -298,7 +435,8 @@ def value_grad_hvp(f, x, v, args=()):
     >>> float(value), g, Hv
     (9.0, array([ 3., 12.]), array([ 6., 12.]))
     """
-    recording = GradRecording(f, x, tuple(args))
+    f, x, args = _selected(f, x, args, argnums)
+    recording = GradRecording(f, x, args)
     v_leaves = _leaves_like(recording.x_leaves, v)
     treedef = recording.treedef
     return (float(recording.value), unflatten(treedef, recording.grad_leaves),
@@ -412,7 +550,7 @@ def _ravel_leaves(leaves, n):
     return np.asarray(flat, np.float64).reshape(n)
 
 
-def hvp_operator(f, x, mode="rev-rev", args=()):
+def hvp_operator(f, x, mode="rev-rev", *, args=(), argnums=0):
     """The Hessian of ``f`` at ``x`` as a ``scipy.sparse.linalg.LinearOperator``.
 
     ``grad f`` is recorded once on an outer tape; each ``H v`` is then one
@@ -429,8 +567,12 @@ def hvp_operator(f, x, mode="rev-rev", args=()):
         The point; the operator acts on its flattened form (see
         :func:`~dualrev.tree.ravel_pytree`).
     mode : {"rev-rev", "fwd-rev"}
+        The modes of :data:`HVP_MODES` that have an operator sweep.
     args : tuple
-        Further arguments of ``f``, held constant.
+        Further arguments of ``f``: it is called ``f(x, *args)``.
+    argnums : int or tuple of int
+        Which of ``f(x, *args)``'s arguments are differentiated; must include
+        ``0`` (see :func:`hvp`). The operator acts on the selected arguments.
 
     Returns
     -------
@@ -455,9 +597,10 @@ def hvp_operator(f, x, mode="rev-rev", args=()):
     >>> np.allclose(A @ x, [1.0, 1.0])
     True
     """
-    _check_mode(mode, OPERATOR_MODES)
+    _check_mode(mode, operator_modes())
+    f, x, args = _selected(f, x, args, argnums)
     flat, unravel = ravel_pytree(x)
-    return HVPOperator(GradRecording(f, x, tuple(args)), mode, unravel, flat.size)
+    return HVPOperator(GradRecording(f, x, args), mode, unravel, flat.size)
 
 
 # ---- full Hessians ---------------------------------------------------------------
@@ -472,6 +615,7 @@ def hessian(f, argnums=0, mode="fwd-rev"):
     argnums : int or tuple of int
         Which positional arguments to differentiate.
     mode : {"fwd-rev", "rev-rev"}
+        The modes of :data:`HVP_MODES` with a Hessian transformation.
         ``"fwd-rev"``: ``jacfwd(grad f)``, all ``n`` directions pushed as one
         batched tangent through the backward sweep. ``"rev-rev"``:
         ``jacrev(grad f)``, ``grad f`` recorded once and its recording swept
@@ -495,8 +639,7 @@ def hessian(f, argnums=0, mode="fwd-rev"):
     array([[6., 2.],
            [2., 0.]])
     """
-    _check_mode(mode, ("fwd-rev", "rev-rev"))
-    jac = jacfwd if mode == "fwd-rev" else jacrev
-    hessian_f = jac(grad(f, argnums), argnums)
+    _check_mode(mode, hessian_modes())
+    hessian_f = HVP_MODES[mode].hessian(grad(f, argnums), argnums)
     hessian_f.__name__ = f"hessian({getattr(f, '__name__', 'f')})"
     return hessian_f

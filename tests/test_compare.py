@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from dualrev.cli import plot_crossover
-from dualrev.comparison import (TapeCost, compare, flops_of, jacobian_costs,
-                             predict_jacobian_mode, tape_cost)
+from dualrev.comparison import compare
+from dualrev.costmodel import (TapeCost, flops_of, jacobian_costs, predict_jacobian_mode,
+                               tape_cost)
 from dualrev.examples import catalogue, make_tanh_layer
 from dualrev.reverse import Tape
 

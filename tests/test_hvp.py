@@ -443,22 +443,59 @@ def test_many_hvp_calls_keep_memory_flat():
     assert second - first < 20_000   # 1,000 more products: no per-call leak
 
 
-def test_hvp_argnums_places_x_among_the_arguments():
-    f = lambda a, x, b: a * np.sum(x ** 3) + b  # noqa: E731
-    x, v = np.array([1.0, 2.0]), np.array([1.0, -1.0])
-    expected = 2.0 * 6 * x * v
-    for mode in HVP_MODES:
-        got = dualrev.hvp(f, x, v, mode=mode, argnums=1, args=(2.0, 5.0))
-        np.testing.assert_allclose(got, expected, rtol=1e-6 if mode == "fd" else 1e-12)
+def weighted_cubes(x, a, b):
+    return a * np.sum(x ** 3) + b
+
+
+def weighted_cubes_hvp(x, a, vx, va):
+    """By hand: H_xx = diag(6 a x), H_xa = 3 x^2, H_aa = 0."""
+    return 6 * a * x * vx + 3 * x ** 2 * va, np.sum(3 * x ** 2 * vx)
 
 
 @pytest.mark.parametrize("mode", HVP_MODES)
-def test_hvp_argnums_without_enough_args_names_argnums_and_args(mode):
-    f = lambda a, b, x: a * b * x ** 3  # noqa: E731
-    with pytest.raises(ValueError, match=r"argnums=2.*args.* 1"):
-        dualrev.hvp(f, 2.0, 1.0, mode=mode, argnums=2, args=(0.5,))
-    with pytest.raises(ValueError, match="argnums"):
-        dualrev.hvp(f, 2.0, 1.0, mode=mode, argnums=-1)
-    # With both arguments before x: d2/dx2 (a b x^3) = 6 a b x = 12 at x = 2.
-    assert float(dualrev.hvp(f, 2.0, 1.0, mode=mode, argnums=2, args=(0.5, 2.0))) \
-        == pytest.approx(12.0, rel=1e-6)
+def test_hvp_argnums_selects_among_x_and_args_as_grad_does(mode):
+    x, vx = np.array([1.0, 2.0]), np.array([1.0, -1.0])
+    tol = 1e-6 if mode == "fd" else 1e-12
+    expected_x, _ = weighted_cubes_hvp(x, 2.0, vx, 0.0)
+    np.testing.assert_allclose(dualrev.hvp(weighted_cubes, x, vx, mode=mode, args=(2.0, 5.0)),
+                               expected_x, rtol=tol)
+    got = dualrev.hvp(weighted_cubes, x, (vx, 0.5), mode=mode, args=(2.0, 5.0),
+                      argnums=(0, 1))
+    for g, e in zip(got, weighted_cubes_hvp(x, 2.0, vx, 0.5)):
+        np.testing.assert_allclose(g, e, rtol=tol)
+
+
+@pytest.mark.parametrize("mode", OPERATOR_MODES)
+def test_operator_and_value_grad_hvp_take_the_same_argnums(mode):
+    x, vx = np.array([1.0, 2.0]), np.array([1.0, -1.0])
+    H = dualrev.hvp_operator(weighted_cubes, x, mode=mode, args=(2.0, 5.0), argnums=(1, 0))
+    # The point is (a, x): flattened as [a, x0, x1].
+    ha, hx = weighted_cubes_hvp(x, 2.0, vx, 0.5)[::-1]
+    np.testing.assert_allclose(H @ np.concatenate([[0.5], vx]), np.concatenate([[ha], hx]),
+                               rtol=1e-12)
+    value, g, Hv = dualrev.value_grad_hvp(weighted_cubes, x, vx, args=(2.0, 5.0))
+    assert value == pytest.approx(2.0 * 9 + 5.0)
+    np.testing.assert_allclose(g, 2.0 * 3 * x ** 2, rtol=1e-12)
+    np.testing.assert_allclose(Hv, weighted_cubes_hvp(x, 2.0, vx, 0.0)[0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("call", [
+    lambda f, **k: dualrev.hvp(f, 2.0, 1.0, **k),
+    lambda f, **k: dualrev.hvp_operator(f, 2.0, **k),
+    lambda f, **k: dualrev.value_grad_hvp(f, 2.0, 1.0, **k),
+])
+def test_the_old_argnums_meaning_raises_and_says_what_to_write(call):
+    f = lambda a, x: a * x ** 3  # noqa: E731  (x second: the old argnums=1)
+    with pytest.raises(ValueError, match=r"argnums=1 does not select x.*f\(x, \*args\)"
+                                         r".*hvp\(lambda x, a: f\(a, x\)"):
+        call(f, argnums=1, args=(0.5,))
+    with pytest.raises(ValueError, match=r"argnums=3.*2 positional argument"):
+        call(f, argnums=3, args=(0.5,))
+    # The rewrite the message suggests: d2/dx2 (a x^3) = 6 a x = 6 at x = 2.
+    H = dualrev.hessian(lambda x, a: f(a, x))(2.0, 0.5)
+    assert float(H) == pytest.approx(6.0)
+
+
+def test_argnums_is_keyword_only():
+    with pytest.raises(TypeError):
+        dualrev.hvp(lambda x: x ** 3, 2.0, 1.0, "rev-rev", 0)

@@ -9,7 +9,7 @@ how far the cost model's crossover sits from the measured one.
 import numpy as np
 
 import dualrev
-from dualrev.comparison import jacobian_costs, tape_cost
+from dualrev.costmodel import jacobian_costs, tape_cost
 from dualrev.reverse import Tape
 
 from .common import rng

@@ -13,7 +13,7 @@ import timeit
 import numpy as np
 
 import dualrev
-from dualrev.comparison import tape_cost
+from dualrev.costmodel import tape_cost
 from dualrev.reverse import Tape
 
 from .bench_peers import BUILDERS
