@@ -5,6 +5,8 @@ leaves and rebuilt in the same structure; dict keys are taken in sorted
 order so that flattening is deterministic.
 """
 
+import numpy as np
+
 _LEAF = None
 
 
@@ -81,8 +83,6 @@ def ravel_pytree(tree):
     >>> unravel(flat)["w"].shape
     (2, 2)
     """
-    import numpy as np
-
     leaves, treedef = flatten(tree)
     shapes = [np.shape(leaf) for leaf in leaves]
     bounds = np.cumsum([0] + [int(np.prod(s)) for s in shapes]).tolist()
@@ -94,3 +94,15 @@ def ravel_pytree(tree):
         return unflatten(treedef, [np.reshape(vector[a:b], s) if s else vector[a]
                                    for a, b, s in zip(bounds, bounds[1:], shapes)])
     return flat, unravel
+
+
+def flat_vector(tree, size=None):
+    """The leaves of ``tree`` as one float64 vector (of length ``size`` if given).
+
+    Examples
+    --------
+    >>> flat_vector({"w": np.ones((2, 2)), "b": 3.0})
+    array([3., 1., 1., 1., 1.])
+    """
+    flat = np.asarray(ravel_pytree(tree)[0], np.float64)
+    return flat if size is None else flat.reshape(size)

@@ -109,7 +109,7 @@ def test_each_point_recorded_once_and_operator_built_once(method, monkeypatch):
 
     def counting_operator(f, x, mode="rev-rev", args=()):
         builds.append(np.array(x).tobytes())
-        return dualrev.hvp_operator(f, x, mode, args)
+        return dualrev.hvp_operator(f, x, mode, args=args)
     monkeypatch.setattr(optimize, "hvp_operator", counting_operator)
     fun, points = _counting_fun()
     res = minimize(fun, rosen_start(20), method=method)
@@ -173,7 +173,7 @@ def test_trust_constr_with_nonlinear_constraint():
                    options={"gtol": 1e-12, "xtol": 1e-12, "barrier_tol": 1e-12})
     np.testing.assert_allclose(res.x, np.full(2, np.sqrt(0.5)), atol=1e-5)
     assert seen["traced"]
-    weighted_hessian = optimize._constraint_hessian(disc, lambda x: x)(res.x_flat, [3.0])
+    weighted_hessian = optimize.constraint_hessian(disc, lambda x: x)(res.x_flat, [3.0])
     np.testing.assert_allclose(weighted_hessian @ np.eye(2), 6.0 * np.eye(2))
 
 
@@ -257,8 +257,8 @@ def test_gauss_newton_product_is_j_transpose_h_j():
     params, batch = mlp_problem(n=10, sizes=(3, 4, 2))
     flat, unravel = dualrev.tree.ravel_pytree(params)
     v = np.random.default_rng(5).standard_normal(flat.size)
-    curvature = optimize._GaussNewtonCurvature(MLP_LOSS, params, (batch,), unravel,
-                                               "rev-rev")
+    curvature = dualrev.hessian_free.GaussNewtonCurvature(MLP_LOSS, params, (batch,),
+                                                          unravel, "rev-rev")
     J = dualrev.jacfwd(lambda f: mlp(unravel(f), batch))(flat).reshape(-1, flat.size)
     logits = mlp(params, batch)
     H_out = dualrev.hessian(lambda o: cross_entropy(o.reshape(logits.shape), batch))(
