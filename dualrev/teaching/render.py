@@ -1,0 +1,466 @@
+"""Printing an explanation: the forward lines, the reverse and forward sweeps
+(one line per local step), and the DOT/SVG export of the staged graph.
+"""
+
+import shutil
+import subprocess
+
+import numpy as np
+
+from ..api import as_float
+from ..registry import shape_of
+from ..tree import flatten
+from .naming import assign_names, record_function
+from .stages import (LOCAL, constant_text, find_stages, index_text, is_basic_index,
+                     number_text, plain_value)
+
+
+INFIX = {"add": "{0} + {1}", "subtract": "{0} - {1}", "multiply": "{0} * {1}",
+         "divide": "{0} / {1}", "power": "{0}**{1}", "matmul": "{0} @ {1}",
+         "negative": "-{0}"}
+
+
+
+# Contributions of ops that are not elementwise: {g} is the upstream gradient
+# (reverse mode), {t} the argument's tangent (forward mode).
+REV_FORMULA = {"matmul": ("{g} @ {1}.T", "{0}.T @ {g}"),
+               "sum": ("broadcast({g})",), "getitem": ("untake({g}, {idx})",)}
+
+
+
+FWD_FORMULA = {"matmul": ("{t} @ {1}", "{0} @ {t}"), "sum": ("sum({t})",)}
+
+
+
+PATTERN = {  # op -> (reverse-mode gate pattern, forward-mode rule)
+    "add": ("add distributes: both inputs get the gradient unchanged",
+            "add: the tangents add"),
+    "subtract": ("subtract distributes, with a minus sign for the second input",
+                 "subtract: the tangents subtract"),
+    "multiply": ("multiply swaps: each input gets the other input times the gradient",
+                 "multiply: product rule, x' y + x y'"),
+    "maximum": ("max routes: the larger input gets the whole gradient, the other 0",
+                "max: the larger input's tangent passes"),
+    "minimum": ("min routes: the smaller input gets the whole gradient, the other 0",
+                "min: the smaller input's tangent passes"),
+    "expit": ("sigmoid: local gradient (1 - s) s", "sigmoid: s' = (1 - s) s x'"),
+    "divide": ("divide: d(a/b) = 1/b da - a/b**2 db", "divide: quotient rule"),
+    "power": ("power: d(a**c) = c a**(c-1) da", "power: c a**(c-1) a'"),
+    "matmul": ("matmul: dA = dout @ B.T, dB = A.T @ dout (the shapes tell which)",
+               "matmul: A' @ B + A @ B'"),
+    "sum": ("sum copies the gradient to every summed element", "sum: the tangents sum"),
+    "amax": ("max reduction routes the gradient to the maximum (ties split evenly)",
+             "max reduction: the maximum's tangent passes"),
+    "getitem": ("indexing routes the gradient into the selected slots",
+                "indexing selects the tangent's slots"),
+}
+
+
+
+class Contribution:
+    """One local step: ``target`` receives ``value`` through ``stage``."""
+
+    __slots__ = ("stage", "pos", "target", "local", "upstream", "value", "first")
+
+    def __init__(self, stage, pos, target, local, upstream, value, first):
+        self.stage, self.pos, self.target = stage, pos, target
+        self.local, self.upstream, self.value, self.first = local, upstream, value, first
+
+
+
+class Explanation:
+    """The staged computation of one function at one point.
+
+    ``str()`` gives the forward pass and the backward (or tangent) pass, one
+    line per local step. Attributes: ``value`` (the output), ``mode``,
+    ``stages`` (inputs first, then the steps in forward order),
+    ``gradients`` (input name -> gradient, reverse mode), ``adjoints``
+    (every name -> its total gradient, reverse mode), ``tangents`` (one dict
+    name -> tangent per forward pass), ``contributions`` and the text parts
+    ``forward_lines`` and ``backward_lines``.
+    """
+
+    def __init__(self, mode, value, stages, by_index, output, forward_lines):
+        self.mode = mode
+        self.value = value
+        self.stages = stages
+        self._by_index = by_index
+        self.output = output
+        self.forward_lines = forward_lines
+        self.backward_lines = []
+        self.contributions = []
+        self.adjoints = {}
+        self.gradients = {}
+        self.tangents = []
+        self._edges = {}
+
+    def __str__(self):
+        head = ("forward pass (values, left to right)" if self.mode == "rev"
+                else "primal values, left to right")
+        return "\n".join([head] + ["  " + s for s in self.forward_lines] + [""]
+                         + self.backward_lines)
+
+    __repr__ = __str__
+
+    def to_dot(self):
+        """The graph in Graphviz DOT: values, and gradients or tangents, on the nodes.
+
+        Edges carry what flows along them in the derivative pass: the
+        gradient contribution (reverse mode, drawn right to left) or the
+        tangent term (forward mode).
+        """
+        total = self.adjoints if self.mode == "rev" else (
+            self.tangents[0] if self.tangents else {})
+        mark = "d{}" if self.mode == "rev" else "{}'"
+        lines = ["digraph explain {", "  rankdir=LR;",
+                 '  node [shape=box, fontname="monospace"];']
+        for s in self.stages:
+            text = s.name if s.kind != "op" else f"{s.name} = {self._expression(s)}"
+            label = [text, f"value {number_text(s.out, 6)}"]
+            if s.name in total:
+                label.append(f"{mark.format(s.name)} = {number_text(total[s.name], 6)}")
+            shape = ", shape=ellipse" if s.kind == "input" else ""
+            lines.append(f'  n{s.index} [label="{_dot_escape(label)}"{shape}];')
+        for s in self.stages:
+            for pos, p in s.parents:
+                flow = self._edges.get((s.index, pos))
+                extra = "" if flow is None else \
+                    f' [label="{_dot_escape([number_text(flow, 4)])}", fontcolor=red]'
+                lines.append(f"  n{p} -> n{s.index}{extra};")
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def to_svg(self, path):
+        """Render :meth:`to_dot` to an SVG file with Graphviz's ``dot`` program.
+
+        Raises
+        ------
+        RuntimeError
+            If the ``dot`` program is not installed, saying how to get it.
+        """
+        dot = shutil.which("dot")
+        if dot is None:
+            raise RuntimeError(
+                "Graphviz's `dot` program was not found on PATH, so no SVG can be "
+                "drawn. Install Graphviz (apt-get install graphviz, brew install "
+                "graphviz, conda install graphviz), or paste the text of "
+                ".to_dot() into any Graphviz viewer.")
+        subprocess.run([dot, "-Tsvg", "-o", str(path)], input=self.to_dot(),
+                       text=True, check=True, capture_output=True)
+        return path
+
+    # ---- text helpers ----
+    def _arg(self, s, pos):
+        for q, p in s.parents:
+            if q == pos:
+                return self._by_index[p].name
+        return constant_text(s.vals[pos])
+
+    def _args(self, s):
+        return [self._arg(s, k) for k in range(len(s.vals))]
+
+    def _expression(self, s):
+        args = self._args(s)
+        template = INFIX.get(s.op.name)
+        if s.op.name == "getitem":
+            return args[0] + index_text(s.params["index"]) if is_basic_index(
+                s.params["index"]) else f"{args[0]}[...]"
+        if template is not None and len(args) == template.count("{"):
+            return template.format(*args)
+        extra = [f"{k}={v!r}" for k, v in s.params.items() if v not in (None, False)]
+        return f"{s.label}({', '.join(args + extra)})"
+
+    def _local_text(self, s, pos):
+        args = self._args(s)
+        if s.op.name == "power" and pos == 0 and not any(q == 1 for q, _ in s.parents):
+            c = plain_value(s.vals[1])
+            c = int(c) if float(c).is_integer() else float(c)
+            return f"(2 * {args[0]})" if c == 2 else f"({c} * {args[0]}**{c - 1})"
+        template = LOCAL.get(s.op.name)
+        if template is not None and pos < len(template):
+            return template[pos].format(*args, o=s.name)
+        return f"d{s.name}/d{args[pos]}"
+
+    def _formula(self, s, pos, flow):
+        table = REV_FORMULA if self.mode == "rev" else FWD_FORMULA
+        template = table.get(s.op.name)
+        args = self._args(s)
+        if template is not None and pos < len(template):
+            idx = index_text(s.params["index"]) if "index" in s.params and \
+                is_basic_index(s.params["index"]) else ""
+            return template[pos].format(*args, g=flow, t=flow, idx=idx)
+        rule = "vjp" if self.mode == "rev" else "jvp"
+        return f"{s.op.name}_{rule}({flow})"
+
+
+
+def _dot_escape(parts):
+    return "\\n".join(p.replace("\\", "\\\\").replace('"', '\\"') for p in parts)
+
+
+
+def _forward_lines(ex, stages):
+    lines = []
+    for s in stages:
+        if s.kind == "input":
+            lines.append(f"{s.name} = {number_text(s.out)}")
+        elif s.kind == "op":
+            text = f"{s.name} = {ex._expression(s)} = {number_text(s.out)}"
+            if s.written:
+                text += f"   # written {s.written.format(*ex._args(s))}"
+            lines.append(text)
+    return lines
+
+
+
+def _gate_comment(ex, s):
+    pattern = PATTERN.get(s.op.name, (f"{s.label}: local gradient",
+                                      f"{s.label}: local derivative times tangent"))
+    return f"# {s.name} = {ex._expression(s)}: {pattern[0 if ex.mode == 'rev' else 1]}"
+
+
+
+def _backward(ex, stages, out_index, seed):
+    """The reverse sweep over the stages, every step from the op's VJP rule."""
+    by_index = ex._by_index
+    uses = {}
+    for s in stages:
+        for _, p in s.parents:
+            uses[by_index[p].name] = uses.get(by_index[p].name, 0) + 1
+    adj = {out_index: seed}
+    seen = set()
+    out_name = by_index[out_index].name
+    lines = [f"backward pass (reverse mode): one sweep, last stage first, "
+             f"from d{out_name} = {number_text(seed)}"]
+    for s in reversed(stages):
+        g = adj.get(s.index)
+        if g is None or not s.parents:
+            continue
+        if s.kind == "op":
+            lines.append("  " + _gate_comment(ex, s))
+        for pos, p in s.parents:
+            c = s.rule("rev", pos)(g, s.out, *s.vals, **s.params)
+            target = by_index[p]
+            first = target.name not in seen
+            seen.add(target.name)
+            adj[p] = c if p not in adj else adj[p] + c
+            local = s.local(pos) if s.elementwise(pos) else None
+            ex.contributions.append(Contribution(s, pos, target, local, g, c, first))
+            ex._edges[(s.index, pos)] = c
+            if s.kind == "op":
+                lines.append("  " + reverse_line(ex, s, pos, target, local, g, c, first,
+                                              uses[target.name]))
+    ex.adjoints = {}
+    for s in stages:
+        if s.index not in adj:
+            continue
+        if s.kind == "view" and s.name in ex.adjoints:  # the same slot read twice
+            ex.adjoints[s.name] = ex.adjoints[s.name] + adj[s.index]
+        else:
+            ex.adjoints[s.name] = adj[s.index]
+    inputs = [s for s in stages if s.kind == "input"]
+    ex.gradients = {s.name: adj.get(s.index, np.zeros_like(s.out)) for s in inputs}
+    ex.adjoints.update(ex.gradients)
+    lines.append("")
+    lines.append("gradients")
+    lines += [f"  d{n} = {number_text(v)}" for n, v in ex.gradients.items()]
+    ex.backward_lines = lines
+
+
+
+def reverse_line(ex, s, pos, target, local, g, c, first, n_uses):
+    lhs = f"d{target.name} {'=' if first else '+='}"
+    up = f"d{s.name}"
+    if local is not None:
+        text = (f"{lhs} {ex._local_text(s, pos)} * {up} = "
+                f"{number_text(local)} * {number_text(g)} = {number_text(c)}")
+    else:
+        text = f"{lhs} {ex._formula(s, pos, up)} = {number_text(c)}"
+    if not first:
+        text += f"   # fork: {target.name} is used {n_uses} times, its gradients add"
+    return text
+
+
+
+def _forward_pass(ex, stages, seeds, title):
+    """One tangent pass over the stages, every step from the op's JVP rule."""
+    by_index = ex._by_index
+    tan = dict(seeds)
+    lines = [title]
+    for s in stages:
+        if s.kind == "input":
+            t = tan.get(s.index)
+            lines.append(f"  {s.name}' = {number_text(0.0 if t is None else t)}")
+            continue
+        terms = []
+        for pos, p in s.parents:
+            t = tan.get(p)
+            if t is None:
+                continue
+            c = s.rule("fwd", pos)(t, s.out, *s.vals, **s.params)
+            ex._edges[(s.index, pos)] = c
+            terms.append((pos, by_index[p], t, c))
+        if not terms:
+            continue
+        total = terms[0][3]
+        for term in terms[1:]:
+            total = total + term[3]
+        tan[s.index] = total
+        if s.kind == "op":
+            lines.append("  " + _gate_comment(ex, s))
+            lines.append("  " + _fwd_line(ex, s, terms, total))
+    tangents = {s.name: tan[s.index] for s in stages if s.index in tan}
+    return lines, tangents
+
+
+
+def _fwd_line(ex, s, terms, total):
+    symbols, numbers = [], []
+    for pos, parent, t, c in terms:
+        if s.elementwise(pos):
+            symbols.append(f"{ex._local_text(s, pos)} * {parent.name}'")
+            numbers.append(f"{number_text(s.local(pos))} * {number_text(t)}")
+        else:
+            symbols.append(ex._formula(s, pos, f"{parent.name}'"))
+            numbers.append(number_text(c))
+    text = f"{s.name}' = {' + '.join(symbols)}"
+    if len(terms) > 1 or s.elementwise(terms[0][0]):
+        text += f" = {' + '.join(numbers)}"
+    return text + f" = {number_text(total)}"
+
+
+
+def _fwd_seeds(inputs, seed):
+    """Tangent passes: (title, {index: tangent}) for each."""
+    if seed is None:
+        return [(f"tangent pass {k + 1} of {len(inputs)} (forward mode): "
+                 f"seed {s.name}' = 1, every other input' = 0",
+                 {s.index: np.ones_like(s.out)[()]}) for k, s in enumerate(inputs)]
+    seed = seed if isinstance(seed, tuple) else (seed,)
+    leaves = [leaf for t in seed for leaf in flatten(t)[0]]
+    if len(leaves) != len(inputs):
+        raise ValueError(f"seed: {len(leaves)} tangents for {len(inputs)} inputs")
+    return [("tangent pass (forward mode) along the given seed",
+             {s.index: np.asarray(as_float(t), dtype=float).reshape(np.shape(s.out))[()]
+              for s, t in zip(inputs, leaves)})]
+
+
+
+def explain(f, *args, names=None, mode="rev", seed=None):
+    """Stage ``f(*args)`` the way cs231n writes backprop by hand.
+
+    The forward pass lists every intermediate with its value; the backward
+    pass (``mode="rev"``) walks them in reverse, one line per local step,
+    ``d<var> = local * upstream = value`` for the first contribution and
+    ``+=`` for every further one (a value used twice: a fork adds), with the
+    gate pattern named (add distributes, multiply swaps, max routes, sigmoid
+    ``(1 - s) s``). ``mode="fwd"`` shows tangents ``v'`` flowing left to
+    right instead, one pass per input. Everything is read off a recorded
+    :class:`~dualrev.reverse.Tape`; each local value comes from the op's
+    registered VJP or JVP rule.
+
+    Parameters
+    ----------
+    f : callable
+        Plain NumPy code of its positional arguments (floats, arrays, or
+        tuples/lists/dicts of them).
+    *args
+        The point.
+    names : sequence of str, or dict, optional
+        Names of the stages in forward order (``None`` entries keep the
+        default), or a dict renaming default names (``{"add1": "q"}``).
+        Default: names given by :func:`dualrev.explain.name <name>` inside
+        ``f``, else ``f``'s own local variable names, else generated names
+        such as ``mul1``; the output is ``f`` unless named.
+    mode : {"rev", "fwd"}
+        Backward sweep of gradients, or forward passes of tangents.
+    seed : array_like or tuple, optional
+        ``"rev"``: the upstream gradient of the output (default 1; required
+        for a non-scalar output). ``"fwd"``: the tangent of every input (a
+        tuple, one per argument) for a single pass; default one pass per
+        input with tangent 1 (all ones for an array).
+
+    Returns
+    -------
+    Explanation
+        ``str()`` is the staged text; ``.gradients``, ``.adjoints``,
+        ``.tangents``; ``.to_dot()`` and ``.to_svg(path)`` draw the graph.
+
+    See Also
+    --------
+    check_backprop, name, dualrev.grad
+
+    Examples
+    --------
+    cs231n's first example, f(x, y, z) = (x + y) z at (-2, 5, -4):
+
+    >>> import dualrev
+    >>> def f(x, y, z):
+    ...     q = x + y
+    ...     return q * z
+    >>> print(dualrev.explain(f, -2.0, 5.0, -4.0))
+    forward pass (values, left to right)
+      x = -2.0
+      y = 5.0
+      z = -4.0
+      q = x + y = 3.0
+      f = q * z = -12.0
+    <BLANKLINE>
+    backward pass (reverse mode): one sweep, last stage first, from df = 1.0
+      # f = q * z: multiply swaps: each input gets the other input times the gradient
+      dq = z * df = -4.0 * 1.0 = -4.0
+      dz = q * df = 3.0 * 1.0 = 3.0
+      # q = x + y: add distributes: both inputs get the gradient unchanged
+      dx = 1 * dq = 1.0 * -4.0 = -4.0
+      dy = 1 * dq = 1.0 * -4.0 = -4.0
+    <BLANKLINE>
+    gradients
+      dx = -4.0
+      dy = -4.0
+      dz = 3.0
+    """
+    if mode not in ("rev", "fwd"):
+        raise ValueError(f"mode must be 'rev' or 'fwd', not {mode!r}")
+    tape, inputs, out, labels = record_function(f, args)
+    if isinstance(out, (tuple, list, dict)):
+        raise TypeError("explain needs a function returning one array or scalar")
+    out_index = tape.index_of(out)
+    pinned = set(labels) | ({out_index} if out_index is not None else set())
+    stages = find_stages(tape, {s.index: s.out for s in inputs}, pinned)
+    if out_index is not None and all(s.index != out_index for s in inputs + stages):
+        raise ValueError("the output is not a stage of the trace")
+    by_index = assign_names(stages, inputs, labels, out_index, names)
+    all_stages = inputs + stages
+    ex = Explanation(mode, plain_value(out), all_stages, by_index,
+                     by_index.get(out_index), [])
+    ex.forward_lines = _forward_lines(ex, all_stages)
+    if out_index is None:
+        ex.backward_lines = ["the output does not depend on the inputs: "
+                             "every derivative is 0"]
+        ex.gradients = {s.name: np.zeros_like(s.out) for s in inputs}
+        return ex
+    if mode == "rev":
+        _backward(ex, all_stages, out_index, _rev_seed(out, seed))
+        return ex
+    for title, seeds in _fwd_seeds(inputs, seed):
+        lines, tangents = _forward_pass(ex, all_stages, seeds, title)
+        ex.tangents.append(tangents)
+        ex.backward_lines += lines + [
+            f"  => {ex.output.name}' = {number_text(tangents.get(ex.output.name, 0.0))}", ""]
+    ex.backward_lines.pop()
+    return ex
+
+
+
+def _rev_seed(out, seed):
+    shape = shape_of(out)
+    if seed is None:
+        if shape != ():
+            raise ValueError(
+                f"f returns shape {shape}: pass seed=<the upstream gradient dL/d(out), "
+                f"shape {shape}>, e.g. explain(f, x, seed=np.ones({shape}))")
+        return np.float64(1.0)
+    seed = np.asarray(seed, dtype=float)
+    if seed.shape != shape:
+        raise ValueError(f"seed has shape {seed.shape}, the output has shape {shape}")
+    return seed[()]
