@@ -499,3 +499,48 @@ def test_the_old_argnums_meaning_raises_and_says_what_to_write(call):
 def test_argnums_is_keyword_only():
     with pytest.raises(TypeError):
         dualrev.hvp(lambda x: x ** 3, 2.0, 1.0, "rev-rev", 0)
+
+
+# ---- the table of modes ------------------------------------------------------------
+
+def test_a_new_entry_in_the_mode_table_is_all_a_mode_needs(monkeypatch):
+    """hvp, hvp_operator, hessian and compare all read HVP_MODES."""
+    from dualrev.comparison import compare, format_table
+    from dualrev.costmodel import forward_over_reverse_cost
+    from dualrev.hvp import HVP_MODES, HVPMode, forward_over_reverse
+
+    calls = []
+
+    def counted_product(*args):
+        calls.append("product")
+        return forward_over_reverse(*args)
+
+    def counted_sweep(recording, v_leaves):
+        calls.append("sweep")
+        return recording.forward(v_leaves)
+
+    entry = HVPMode(counted_product, counted_sweep, dualrev.jacfwd, forward_over_reverse_cost)
+    monkeypatch.setitem(HVP_MODES, "counted", entry)
+    f = lambda x: np.sum(np.sin(x) * x ** 2)  # noqa: E731
+    x, v = np.array([0.3, -1.2, 2.0]), np.array([1.0, 0.5, -2.0])
+    H = dualrev.hessian(f, mode="rev-rev")(x)
+
+    np.testing.assert_allclose(dualrev.hvp(f, x, v, mode="counted"), H @ v, rtol=1e-12)
+    np.testing.assert_allclose(dualrev.hvp_operator(f, x, mode="counted") @ v, H @ v,
+                               rtol=1e-12)
+    np.testing.assert_allclose(dualrev.hessian(f, mode="counted")(x), H, rtol=1e-12)
+    assert calls == ["product", "sweep"]
+    report = compare(f, x, budget=0.001)
+    assert [r.mode for r in report.hvp] == list(HVP_MODES)
+    assert report.mode("counted").max_abs_diff < 1e-12
+    assert "counted" in format_table([report]).splitlines()[-3]
+
+
+def test_a_mode_without_a_sweep_or_hessian_is_refused_there():
+    assert "rev-fwd" in HVP_MODES
+    with pytest.raises(ValueError, match="mode must be one of .*'fwd-rev'.*not 'rev-fwd'"):
+        dualrev.hvp_operator(lambda x: np.sum(x ** 3), np.ones(2), mode="rev-fwd")
+    with pytest.raises(ValueError, match="not 'fd'"):
+        dualrev.hessian(lambda x: np.sum(x ** 3), mode="fd")
+    assert set(OPERATOR_MODES) == {name for name, mode in HVP_MODES.items()
+                                   if mode.sweep is not None}
