@@ -5,8 +5,9 @@ or ``m`` reverse sweeps of one recorded tape (``jacrev``). This module reads
 the work off a recorded :class:`~dualrev.reverse.Tape` and predicts the cheaper
 mode; :func:`dualrev.choose_mode` and ``dualrev.jacobian(mode="auto")`` ask it,
 and :mod:`dualrev.comparison` measures the modes next to its predictions.
-The HVP modes' entries are here too (:func:`hvp_mode_costs`); their table is
-:data:`dualrev.hvp.HVP_MODES`.
+The HVP modes' entries are here too (:class:`HVPWork` and one function per
+mode, such as :func:`forward_over_reverse_cost`); the table that names them
+is :data:`dualrev.hvp.HVP_MODES`.
 
 The cost model
 --------------

@@ -20,6 +20,11 @@ Four ways to get ``H v`` for a scalar ``f`` (``H`` its Hessian at ``x``):
 :func:`hvp_operator` records ``grad f`` once and answers every ``H v`` with
 one more sweep (or one forward replay) of that recording: the form an
 iterative solver (CG, MINRES, Lanczos) wants.
+
+Each mode is one entry of :data:`HVP_MODES` (its one-shot product, its
+operator sweep, its full-Hessian transformation, its cost-model entry):
+:func:`hvp`, :func:`hvp_operator`, :func:`hessian` and
+:func:`dualrev.compare` read their modes from that table alone.
 """
 
 from dataclasses import dataclass
