@@ -28,9 +28,11 @@ CONVERSION_HINT = (
     "use dualrev.stop_gradient(x).\n"
     "  - a[i] = x, writing into a plain array: build the array from traced values "
     "instead, e.g. np.stack([...]), np.concatenate, or np.where(mask, x, a).\n"
-    "  - scipy.special.logsumexp / softmax / log_softmax are plain Python functions "
-    "that NumPy never hands to dualrev: call dualrev.logsumexp / dualrev.softmax / "
-    "dualrev.log_softmax instead.\n"
+    "  - SciPy functions written for the array API standard (scipy.optimize.rosen, "
+    "scipy.special.logsumexp / softmax / log_softmax, ...) differentiate only when "
+    "the environment variable SCIPY_ARRAY_API=1 is set before SciPy is first "
+    "imported (before importing dualrev, which imports SciPy); or call "
+    "dualrev.logsumexp / dualrev.softmax / dualrev.log_softmax instead.\n"
     "  - a NumPy/SciPy function without a dualrev rule converted its input: "
     + REGISTRATION_HINT + ".")
 
@@ -125,8 +127,12 @@ class TracedArray(Tracer):
         return bool(self.primal)
 
     def __setitem__(self, index, value):
-        raise TypeError("traced values are immutable: instead of x[i] = v, build a new "
-                        "array, e.g. np.where(mask, v, x) or np.concatenate of pieces")
+        from .array_api import assign  # x[i] = v rebinds x to the updated value
+        assign(self, index, value)
+
+    def __array_namespace__(self, api_version=None):
+        from . import array_api
+        return array_api
 
     def __hash__(self):
         return id(self)

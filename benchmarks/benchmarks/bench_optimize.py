@@ -9,6 +9,7 @@ floor), and HIPS/autograd when it is installed.
 three in one run and prints the ratios.
 """
 
+import os
 import time
 
 import numpy as np
@@ -123,6 +124,48 @@ class NewtonCGLogistic:
         return SOLVERS[solver](*self.problem).nhev
 
 
+def _rosen_start(n):
+    """The classic start (-1.2, 1, -1.2, 1, ...)."""
+    return np.where(np.arange(n) % 2 == 0, -1.2, 1.0)
+
+
+def solve_rosen_dualrev(x0):
+    return minimize(scipy.optimize.rosen, x0, method="Newton-CG")
+
+
+def solve_rosen_scipy(x0):
+    return scipy.optimize.minimize(scipy.optimize.rosen, x0, method="Newton-CG",
+                                   jac=scipy.optimize.rosen_der,
+                                   hessp=scipy.optimize.rosen_hess_prod)
+
+
+ROSEN_SOLVERS = {"dualrev": solve_rosen_dualrev, "scipy": solve_rosen_scipy}
+
+
+def _require_scipy_array_api():
+    if not os.environ.get("SCIPY_ARRAY_API"):
+        raise NotImplementedError("set SCIPY_ARRAY_API=1 before running (SciPy reads it "
+                                  "at import) to differentiate scipy.optimize.rosen")
+
+
+class NewtonCGRosen:
+    """``minimize(scipy.optimize.rosen, x0, method="Newton-CG")`` at n = 10^4 through
+    the array API namespace, against SciPy with ``rosen_der``/``rosen_hess_prod``."""
+
+    params = [list(ROSEN_SOLVERS)]
+    param_names = ["solver"]
+
+    def setup(self, solver):
+        _require_scipy_array_api()
+        self.x0 = _rosen_start(10_000)
+
+    def time_solve(self, solver):
+        ROSEN_SOLVERS[solver](self.x0)
+
+    def track_nhev(self, solver):
+        return ROSEN_SOLVERS[solver](self.x0).nhev
+
+
 def best_times(solvers, problem, repeat=9):
     """Fastest of ``repeat`` solves per solver, solvers interleaved round by round.
 
@@ -155,6 +198,18 @@ def main():
               f"f {res.fun:.12f}")
     if "autograd" in rows:
         print(f"dualrev / autograd: {rows['dualrev'][0] / rows['autograd'][0]:.2f}")
+    try:
+        _require_scipy_array_api()
+    except NotImplementedError as error:
+        print(f"Newton-CG on scipy.optimize.rosen: skipped ({error})")
+        return
+    rows = best_times(ROSEN_SOLVERS, (_rosen_start(10_000),), repeat=5)
+    print("Newton-CG, scipy.optimize.rosen n = 10^4 (best of 5 solves, interleaved)")
+    for name, (seconds, res) in rows.items():
+        print(f"{name:>9}: {seconds * 1e3:8.1f} ms  nit {res.nit}  nfev {res.nfev}  "
+              f"nhev {res.nhev}  f {res.fun:.3e}")
+    print(f"dualrev / scipy (rosen_der, rosen_hess_prod): "
+          f"{rows['dualrev'][0] / rows['scipy'][0]:.2f}")
 
 
 if __name__ == "__main__":
