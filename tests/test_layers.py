@@ -22,7 +22,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "dualrev"
 LAYERS = (
     ("registry", "core", "examples"),
     ("tree",),
-    ("ops",),
+    ("ops", "array_api"),
     ("numpy_dispatch",),
     ("forward", "reverse"),
     ("costmodel",),
