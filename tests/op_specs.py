@@ -349,3 +349,70 @@ SPECS = (
        for op, func, domains, shapes in _NONDIFF]
     + _reductions() + _shape_ops() + _linalg()
 )
+
+
+# =====================================================================================
+# Coverage of the NumPy that real code uses: decompositions, statistics, FFT and more.
+# =====================================================================================
+
+def DISTINCT_REAL_SPECTRUM(z):
+    """A matrix (or stack) near diag(1, 2, ..., n): real, well separated eigenvalues."""
+    return np.diag(np.arange(1.0, z.shape[-1] + 1)) + 0.1 * z
+
+
+def FULL_COLUMN_RANK(z):
+    """A matrix (or stack) near the identity's first columns: well conditioned."""
+    return 0.3 * z + np.eye(*z.shape[-2:])
+
+
+def _signless_columns(v):
+    """Columns times their first entry: the same for v and for v with flipped columns."""
+    return v * v[..., :1, :]
+
+
+TALL_WIDE_SQUARE = (((3, 2),), ((2, 3),), ((3, 3),), ((2, 3, 2),))
+
+
+def _decompositions():
+    return [
+        Spec("svdvals", lambda a: np.linalg.svd(a, compute_uv=False), TALL_WIDE_SQUARE),
+        Spec("svdvals", np.linalg.svdvals, (((3, 2),),), label="svdvals"),
+        Spec("svdvals", lambda a: np.linalg.svd(a)[1], (((3, 3),),), label="full"),
+        Spec("svd_u", lambda a: _signless_columns(np.linalg.svd(a, full_matrices=False)[0]),
+             TALL_WIDE_SQUARE, rtol=1e-5),
+        Spec("svd_vh", lambda a: _signless_columns(
+            swap(np.linalg.svd(a, full_matrices=False).Vh)), TALL_WIDE_SQUARE, rtol=1e-5),
+        Spec("svd_u", lambda a: (lambda r: r.U * r.S @ r.Vh)(np.linalg.svd(a)), (((3, 3),),),
+             label="reconstruct", rtol=1e-5),
+        Spec("qr_q", lambda a: np.linalg.qr(a)[0], (((3, 2),), ((3, 3),), ((2, 3, 2),)),
+             domains=FULL_COLUMN_RANK, rtol=1e-5),
+        Spec("qr_r", lambda a: np.linalg.qr(a).R, (((3, 2),), ((3, 3),), ((2, 3, 2),)),
+             domains=FULL_COLUMN_RANK, rtol=1e-5),
+        Spec("qr_r", lambda a: np.linalg.qr(a, mode="r"), (((3, 2),),), label="mode-r",
+             domains=FULL_COLUMN_RANK, rtol=1e-5),
+        Spec("eigvals_general", np.linalg.eigvals, SQUARE, domains=DISTINCT_REAL_SPECTRUM),
+        Spec("eigvals_general", lambda a: np.linalg.eig(a).eigenvalues, (((3, 3),),),
+             domains=DISTINCT_REAL_SPECTRUM, label="eig"),
+        Spec("eigvecs_general", lambda a: _signless_columns(np.linalg.eig(a)[1]), SQUARE,
+             domains=DISTINCT_REAL_SPECTRUM, rtol=1e-5),
+        Spec("pinv", np.linalg.pinv, (((3, 2),), ((2, 3),), ((3, 3),)), rtol=1e-5),
+        Spec("pinv", lambda a, b: np.linalg.lstsq(a, b)[0], (((3, 2), (3,)), ((3, 2), (3, 2)),
+                                                           ((2, 3), (2,))), label="lstsq",
+             rtol=1e-5),
+        Spec("pinv", lambda a, b: np.linalg.lstsq(a, b)[1], (((4, 2), (4,)),),
+             label="lstsq-residuals", rtol=1e-5),
+        Spec("matmul", lambda a: np.linalg.matrix_power(a, 3), SQUARE, label="matrix_power"),
+        Spec("inv", lambda a: np.linalg.matrix_power(a, -2), (((3, 3),),),
+             domains=WELL_CONDITIONED, label="matrix_power-negative"),
+        Spec("multiply", np.kron, (((2, 3), (2, 2)), ((3,), (2,)), ((2,), (2, 3))),
+             label="kron"),
+        Spec("multiply", np.cross, (((3,), (3,)), ((2, 3), (3,)), ((2, 1, 3), (2, 3))),
+             label="cross"),
+        Spec("multiply", lambda a, b: np.cross(a, b, axis=0), (((3, 2), (3, 2)),),
+             label="cross-axis"),
+        Spec("where", np.triu, (((3, 3),), ((2, 3, 4),)), label="triu"),
+        Spec("where", lambda a: np.tril(a, -1), (((3, 4),), ((3,),)), label="tril"),
+    ]
+
+
+SPECS += _decompositions()
