@@ -416,3 +416,75 @@ def _decompositions():
 
 
 SPECS += _decompositions()
+
+
+def _with_nans(x):
+    """x with NaN where it is above 0.8 (built in the traced code itself)."""
+    return np.where(x > 0.8, np.nan, x)
+
+
+KNOTS = np.array([-1.0, -0.2, 0.5, 1.5])
+
+
+def _statistics():
+    return [
+        Spec("divide", lambda a, w: np.average(a, weights=w), (((3,), (3,)), ((2, 3), (2, 3))),
+             domains=(REAL, POSITIVE), label="average"),
+        Spec("divide", lambda a, w: np.average(a, axis=1, weights=w, keepdims=True),
+             (((2, 3), (3,)),), domains=(REAL, POSITIVE), label="average-axis"),
+        Spec("divide", lambda a, w: np.average(a, axis=0, weights=w, returned=True)[0],
+             (((2, 3), (2,)),), domains=(REAL, POSITIVE), label="average-returned"),
+        Spec("getitem", np.median, (((5,),), ((4,),), ((2, 3),)), label="median"),
+        Spec("getitem", lambda a: np.median(a, axis=0, keepdims=True), (((4, 3),),),
+             label="median-axis"),
+        Spec("getitem", lambda a, q: np.quantile(a, q), (((5,), ()), ((2, 4), (3,))),
+             domains=(REAL, PROBABILITY), label="quantile"),
+        Spec("getitem", lambda a: np.quantile(a, [0.3, 0.75], axis=(0, 2)), (((2, 3, 2),),),
+             label="quantile-axes"),
+        Spec("getitem", lambda a: np.percentile(a, 40.0, axis=1), (((2, 5),),),
+             label="percentile"),
+    ] + [
+        Spec("getitem", lambda a, method=method: np.quantile(a, [0.15, 0.6], method=method),
+             (((6,),),), label=f"quantile-{method}")
+        for method in ("lower", "higher", "nearest", "midpoint")
+    ] + [
+        Spec("where", lambda a: np.nansum(_with_nans(a)), UNARY_SHAPES[1:], label="nansum"),
+        Spec("where", lambda a: np.nanmean(_with_nans(a), axis=0), (((3, 4),),),
+             label="nanmean"),
+        Spec("where", lambda a: np.nanmax(_with_nans(a), axis=1), (((3, 4),),),
+             label="nanmax"),
+        Spec("where", lambda a: np.nanmin(_with_nans(a)), (((3, 4),),), label="nanmin"),
+        Spec("searchsorted", lambda v: np.searchsorted(KNOTS, v), UNARY_SHAPES,
+             differentiable=False),
+        Spec("searchsorted", lambda a, v: np.searchsorted(np.sort(a), v, side="right"),
+             (((4,), (3,)),), differentiable=False, label="traced-a"),
+        Spec("digitize", lambda x: np.digitize(x, KNOTS), UNARY_SHAPES, differentiable=False),
+        Spec("digitize", lambda x: np.digitize(x, KNOTS, right=True), (((3,),),),
+             differentiable=False, label="right"),
+        Spec("getitem", lambda x, fp: np.interp(x, KNOTS, fp), (((), (4,)), ((5,), (4,))),
+             label="interp"),
+        Spec("getitem", lambda x, xp: np.interp(x, np.sort(xp), [0.0, 1.0, -1.0]),
+             (((4,), (3,)),), label="interp-xp"),
+        Spec("where", lambda x: np.interp(x, KNOTS, np.array([1.0, 2.0, 0.5, 3.0]),
+                                            left=-2.0, right=5.0), (((6,),),),
+             label="interp-left-right"),
+        Spec("getitem", np.convolve, (((4,), (3,)), ((2,), (5,))), label="convolve"),
+    ] + [
+        Spec("getitem", lambda a, v, mode=mode, f=f: f(a, v, mode=mode),
+             (((5,), (3,)), ((3,), (4,))), label=f"{f.__name__}-{mode}")
+        for f in (np.convolve, np.correlate) for mode in ("full", "same", "valid")
+    ] + [
+        Spec("getitem", np.polyval, (((3,), ()), ((4,), (2, 3)), ((1,), (2,))),
+             label="polyval"),
+        Spec("getitem", np.trapezoid, (((4,),), ((2, 3),)), label="trapezoid"),
+        Spec("getitem", lambda y, x: np.trapezoid(y, x), (((4,), (4,)), ((2, 3), (3,))),
+             label="trapezoid-x"),
+        Spec("getitem", lambda y: np.trapezoid(y, dx=0.5, axis=0), (((3, 2),),),
+             label="trapezoid-axis"),
+        Spec("cumsum", np.cumulative_sum, (((4,),),), label="cumulative_sum"),
+        Spec("cumsum", lambda x: np.cumulative_sum(x, axis=1, include_initial=True),
+             (((2, 3),),), label="cumulative_sum-initial"),
+    ]
+
+
+SPECS += _statistics()
