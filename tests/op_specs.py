@@ -488,3 +488,33 @@ def _statistics():
 
 
 SPECS += _statistics()
+
+
+def _norms():
+    vector = [
+        Spec("power", lambda x, ord=ord: np.linalg.norm(x, ord), (((4,),),),
+             domains=NONZERO, label=f"norm-vector-{ord}")
+        for ord in (3, 0.5, -1, -2.5)
+    ] + [
+        Spec("power", lambda x: np.linalg.norm(x, 3, axis=1, keepdims=True), MATRIX,
+             domains=NONZERO, label="norm-vector-3-axis"),
+        Spec("power", lambda x: np.linalg.vector_norm(x, ord=3), MATRIX, domains=NONZERO,
+             label="vector_norm"),
+        Spec("amin", lambda x: np.linalg.norm(x[0], -np.inf) * np.linalg.norm(x[1], 0),
+             MATRIX, domains=NONZERO, label="norm-vector-0"),
+    ]
+    matrix = [
+        Spec(op, lambda x, ord=ord: np.linalg.norm(x, ord), (((3, 2),), ((2, 3),)),
+             domains=NONZERO, label=f"norm-matrix-{ord}", rtol=1e-5)
+        for op, ord in (("svdvals", "nuc"), ("svdvals", 2), ("svdvals", -2), ("amax", 1),
+                        ("amin", -1), ("amax", np.inf), ("amin", -np.inf))
+    ] + [
+        Spec("svdvals", lambda x: np.linalg.norm(x, "nuc", axis=(2, 0), keepdims=True),
+             (((3, 2, 2),),), label="norm-matrix-axes", rtol=1e-5),
+        Spec("svdvals", lambda x: np.linalg.matrix_norm(x, ord=2), (((2, 3, 2),),),
+             label="matrix_norm", rtol=1e-5),
+    ]
+    return vector + matrix
+
+
+SPECS += _norms()

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..registry import defop, primal_value, register_numpy, shape_of
 from .linalg import matmul, mT
+from . import numpy_linalg
 from .numpy_linalg import solve_op
 from .shape import broadcast_to, concatenate, getitem, reshape
 
@@ -379,3 +380,63 @@ def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
 
 
 register_numpy(np.cross, cross)
+
+
+# ---- norm: every ord ---------------------------------------------------------------
+
+def _matrix_norm(x, ord):
+    """The norm of the matrices on the last two axes of ``x``."""
+    if ord in (None, "fro"):
+        return numpy_linalg.norm(x, None, axis=(-2, -1))
+    if ord == "nuc":
+        return np.sum(svdvals(x, hermitian=False), axis=-1)
+    if ord in (2, -2):
+        return (np.max if ord == 2 else np.min)(svdvals(x, hermitian=False), axis=-1)
+    if ord in (1, -1, np.inf, -np.inf):
+        summed_axis = -2 if ord in (1, -1) else -1  # column sums for 1, row sums for inf
+        pick = np.max if ord > 0 else np.min
+        return pick(np.sum(np.abs(x), axis=summed_axis), axis=-1)
+    raise ValueError("Invalid norm order for matrices.")
+
+
+def _vector_norm(x, ord, axis, keepdims):
+    if ord in (None, 1, 2, np.inf, -np.inf):
+        return numpy_linalg.norm(x, ord, axis=axis, keepdims=keepdims)
+    if isinstance(ord, str):
+        raise ValueError(f"Invalid norm order '{ord}' for vectors")
+    if ord == 0:  # the count of nonzero entries: piecewise constant
+        return np.sum(primal_value(x) != 0, axis=axis, keepdims=keepdims).astype(float)
+    return np.sum(np.abs(x) ** ord, axis=axis, keepdims=keepdims) ** (1.0 / ord)
+
+
+def norm(x, ord=None, axis=None, keepdims=False):
+    ndim = len(shape_of(x))
+    if axis is None:
+        if ord is None:
+            return numpy_linalg.norm(x, None, None, keepdims)
+        if ndim not in (1, 2):
+            raise ValueError("Improper number of dimensions to norm.")
+        axis = tuple(range(ndim))
+    axes = tuple(a % ndim for a in ((axis,) if isinstance(axis, (int, np.integer)) else axis))
+    if len(axes) == 1:
+        return _vector_norm(x, ord, axes, keepdims)
+    if len(axes) != 2 or axes[0] == axes[1]:
+        raise ValueError("Improper number of dimensions to norm.")
+    res = _matrix_norm(np.moveaxis(x, axes, (-2, -1)), ord)
+    return np.expand_dims(res, tuple(sorted(axes))) if keepdims else res
+
+
+# Replaces the Frobenius-and-vector norm of numpy_linalg: every ord of NumPy.
+register_numpy(np.linalg.norm, norm)
+register_numpy(np.linalg.matrix_norm,
+               lambda x, /, *, keepdims=False, ord="fro": norm(x, ord, (-2, -1), keepdims))
+
+
+def vector_norm(x, /, *, axis=None, keepdims=False, ord=2):
+    if axis is None:
+        res = _vector_norm(np.ravel(x), ord, 0, False)
+        return np.reshape(res, (1,) * len(shape_of(x))) if keepdims else res
+    return _vector_norm(x, ord, axis, keepdims)
+
+
+register_numpy(np.linalg.vector_norm, vector_norm)
