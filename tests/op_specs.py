@@ -518,3 +518,27 @@ def _norms():
 
 
 SPECS += _norms()
+
+
+def _einsum_forms():
+    return [
+        Spec("einsum", lambda a, b: np.einsum("...ij,...jk->...ik", a, b),
+             (((2, 2, 3), (2, 3, 2)), ((2, 3), (3, 2)), ((2, 2, 3), (3, 2))),
+             label="ellipsis"),
+        Spec("einsum", lambda a, b: np.einsum("...ij,...jk", a, b), (((2, 2, 3), (3, 2)),),
+             label="ellipsis-implicit"),
+        Spec("einsum", lambda a: np.einsum("i...->...", a), (((3, 2, 2),), ((3,),)),
+             label="ellipsis-sum"),
+        Spec("einsum", lambda a: np.einsum("...ii->...i", a), (((2, 3, 3),),),
+             label="ellipsis-diagonal"),
+        Spec("einsum", lambda a, b: np.einsum(a, [0, 1], b, [1, 2], [0, 2]),
+             (((2, 3), (3, 2)),), label="sublist"),
+        Spec("einsum", lambda a, b: np.einsum(a, [0, 1], b, [1]), (((2, 3), (3,)),),
+             label="sublist-implicit"),
+        Spec("einsum", lambda a, b: np.einsum(a, [Ellipsis, 0, 1], b, [1, 2],
+                                              [Ellipsis, 0, 2]), (((2, 2, 3), (3, 2)),),
+             label="sublist-ellipsis"),
+    ]
+
+
+SPECS += _einsum_forms()
