@@ -542,3 +542,44 @@ def _einsum_forms():
 
 
 SPECS += _einsum_forms()
+
+
+def _spectra():
+    """Complex intermediates: each spec's value is real, as losses are."""
+    def parts(z):
+        return np.concatenate([z.real, np.imag(z)], axis=-1)
+
+    return [
+        Spec("fft", lambda x: parts(np.fft.fft(x)), (((4,),), ((2, 5),))),
+        Spec("fft", lambda x: parts(np.fft.fft(x, n=6, axis=0, norm="ortho")), (((4, 2),),),
+             label="n-axis-ortho"),
+        Spec("fft", lambda x: parts(np.fft.fft(x, n=3, norm="forward")), (((5,),),),
+             label="n-truncated"),
+        Spec("ifft", lambda x: parts(np.fft.ifft(x * np.exp(1j * x))), (((4,),), ((2, 3),))),
+        Spec("rfft", lambda x: parts(np.fft.rfft(x)), (((4,),), ((2, 5),))),
+        Spec("rfft", lambda x: parts(np.fft.rfft(x, n=6, axis=0, norm="ortho")),
+             (((5, 2),),), label="n-axis-ortho"),
+        Spec("irfft", lambda x, y: np.fft.irfft(x + 1j * y), (((3,), (3,)), ((2, 4), (2, 4)))),
+        Spec("irfft", lambda x, y: np.fft.irfft(x + 1j * y, n=5, axis=0, norm="forward"),
+             (((3, 2), (3, 2)),), label="n-odd-axis"),
+        Spec("irfft", lambda x: np.fft.irfft(np.fft.rfft(x) * np.arange(3.0)), (((4,),),),
+             label="filter"),
+        Spec("real", lambda x, y: np.real((x + 1j * y) ** 2), BINARY_SHAPES[:3]),
+        Spec("real", lambda x, y: (x * np.exp(1j * y)).real, (((3,), (3,)),),
+             label="attribute"),
+        Spec("imag", lambda x, y: np.imag((x + 1j * y) ** 2), BINARY_SHAPES[:3]),
+        Spec("imag", lambda x, y: np.exp(1j * x * y).imag, (((3,), (3,)),),
+             label="attribute"),
+        Spec("conj", lambda x, y: np.real(np.conj(x + 1j * y) * np.exp(1j * y)),
+             (((3,), (3,)),)),
+        Spec("conj", lambda x, y: np.imag((x + 1j * y).conj() * (y - 1j * x)), (((3,), (3,)),),
+             label="method"),
+        Spec("abs", lambda x, y: np.abs(x + 1j * y), (((3,), (3,)), ((2, 3), (3,))),
+             domains=NONZERO, label="complex"),
+        Spec("abs", lambda x: np.abs(np.fft.fft(x)), (((4,),),), label="spectrum"),
+        Spec("add", lambda x: np.real(x) + np.imag(x) + np.conj(x), (((3,),),),
+             label="complex-parts-of-real"),
+    ]
+
+
+SPECS += _spectra()
