@@ -415,8 +415,6 @@ def _decompositions():
     ]
 
 
-SPECS += _decompositions()
-
 
 def _with_nans(x):
     """x with NaN where it is above 0.8 (built in the traced code itself)."""
@@ -487,8 +485,6 @@ def _statistics():
     ]
 
 
-SPECS += _statistics()
-
 
 def _norms():
     vector = [
@@ -517,8 +513,6 @@ def _norms():
     return vector + matrix
 
 
-SPECS += _norms()
-
 
 def _einsum_forms():
     return [
@@ -540,8 +534,6 @@ def _einsum_forms():
              label="sublist-ellipsis"),
     ]
 
-
-SPECS += _einsum_forms()
 
 
 def _spectra():
@@ -582,4 +574,6 @@ def _spectra():
     ]
 
 
-SPECS += _spectra()
+#: The specs of this block, also benchmarked one by one (benchmarks/bench_functions.py).
+COVERAGE_SPECS = _decompositions() + _statistics() + _norms() + _einsum_forms() + _spectra()
+SPECS += COVERAGE_SPECS

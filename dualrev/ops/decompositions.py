@@ -7,12 +7,11 @@ that one. The rest are composites of existing ops.
 
 Repeated values. The derivative of singular vectors (eigenvectors) involves
 ``1 / (s_j**2 - s_i**2)`` (``1 / (w_j - w_i)``), undefined where two values
-coincide. dualrev uses 0 for the coefficient of an exactly repeated pair: the
-derivative is then exact for every loss that is invariant under rotations
-within the repeated subspace (a function of ``U @ diag(s) @ Vh``, of the
-values, or of the projector onto the subspace), and finite for the others,
-where no derivative exists. The derivative of the values themselves is
-always the usual one.
+coincide: the vectors are not unique there and have no derivative. dualrev
+uses 0 for the coefficient of an exactly repeated pair, so the result is
+finite (the derivative along the perturbations that keep the two values
+apart) rather than inf/NaN; the derivatives of symmetric functions of the
+values (their sum, the nuclear norm) stay exact. See docs/conventions.rst.
 """
 
 import collections
