@@ -290,20 +290,32 @@ pinv_op = defop("pinv", lambda a, *, rcond: np.linalg.pinv(a, rcond=rcond),
                     "rank is locally constant.")
 
 
-def pinv(a, rcond=None, hermitian=False, *, rtol=None):
-    if rtol is not None:
-        rcond = rtol
-    return pinv_op(a, rcond=1e-15 if rcond is None else rcond)
+_NOT_GIVEN = object()
+
+
+def pinv(a, rcond=None, hermitian=False, *, rtol=_NOT_GIVEN):
+    if rcond is None:  # NumPy's defaults
+        if rtol is _NOT_GIVEN:
+            rcond = 1e-15
+        else:
+            rcond = max(shape_of(a)[-2:]) * np.finfo(float).eps if rtol is None else rtol
+    elif rtol is not _NOT_GIVEN:
+        raise ValueError("`rtol` and `rcond` can't be both set.")
+    if np.ndim(rcond):
+        raise NotImplementedError("np.linalg.pinv on traced values: rcond must be a scalar")
+    return pinv_op(a, rcond=float(rcond))
 
 
 register_numpy(np.linalg.pinv, pinv)
 
 
 def lstsq(a, b, rcond=None):
-    x = pinv(a, rcond=np.finfo(float).eps * max(shape_of(a)) if rcond is None else rcond)
-    x = matmul(x, b)
     m, n = shape_of(a)
-    rank = np.linalg.matrix_rank(primal_value(a))
+    rcond = np.finfo(float).eps * max(m, n) if rcond is None else rcond
+    s = svdvals(a, hermitian=False)
+    singular = np.asarray(primal_value(s))
+    rank = int(np.sum(singular > rcond * singular.max())) if singular.size else 0
+    x = matmul(pinv(a, rcond=rcond), b)
     if rank == n and m > n:
         r = b - matmul(a, x)
         residuals = np.sum(r * r, axis=0)
@@ -311,7 +323,7 @@ def lstsq(a, b, rcond=None):
             residuals = reshape(residuals, shape=(1,))
     else:
         residuals = np.zeros((0,))
-    return LstsqResult(x, residuals, rank, svdvals(a, hermitian=False))
+    return LstsqResult(x, residuals, rank, s)
 
 
 register_numpy(np.linalg.lstsq, lstsq)
