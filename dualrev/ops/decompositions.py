@@ -56,12 +56,12 @@ def _right_solve(x, r):
 def _triangle(lower):
     def triangle(m, k=0):
         shape = shape_of(m)
-        if len(shape) < 2:
-            m = broadcast_to(m, shape=shape * 2 if shape else (1, 1))
-            shape = shape_of(m)
-        mask = np.tri(shape[-2], shape[-1], k, dtype=bool)
-        return np.where(mask if lower else ~np.tri(shape[-2], shape[-1], k - 1, dtype=bool),
-                        m, 0.0)
+        if len(shape) == 1:  # NumPy repeats a vector into a square matrix
+            m = broadcast_to(m, shape=shape * 2)
+            shape = shape * 2
+        n, p = shape[-2:]
+        keep = np.tri(n, p, k, dtype=bool) if lower else ~np.tri(n, p, k - 1, dtype=bool)
+        return np.where(keep, m, 0.0)
     triangle.__name__ = "tril" if lower else "triu"
     return triangle
 

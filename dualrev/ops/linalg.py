@@ -211,7 +211,8 @@ def _onto_diagonal(ct, unique, target, sizes):
 
 einsum_op = defop("einsum", _einsum_impl, nargs=None, jvp=_einsum_jvp, vjp=_einsum_vjp,
                   doc="np.einsum with explicit subscripts (an ellipsis is given letters "
-                      "first; no broadcasting of size-1 letters). Its rules are einsums with permuted subscripts.")
+                      "first; no broadcasting of size-1 letters). Its rules are einsums "
+                      "with permuted subscripts.")
 
 
 def _sublist_subscripts(operands):
