@@ -1,7 +1,9 @@
 """Elementwise NumPy ufuncs, each defined by its local derivative(s).
 
 Unary: ``deriv(x, out)`` is ``d out / d x``; :func:`~dualrev.registry.defunary`
-turns it into both the JVP (``t * deriv``) and the VJP (``g * deriv``).
+turns it into both the JVP (``t * deriv``) and the VJP (``g * deriv``);
+``abs``, which also takes complex values (``d|z| = Re(conj(z) dz) / |z|``),
+has its own two rules.
 Binary: :func:`~dualrev.registry.defbinary` does the same with the two
 partial derivatives and undoes broadcasting.
 
@@ -55,8 +57,8 @@ def _abs_deriv(x, out):
     """conj(x) / |x| (0 at 0); for real x, sign(x)."""
     if not isinstance(x, complex) and getattr(x, "dtype", FLOAT64).kind != "c":
         return np.sign(x)
-    zero = out == 0
-    return np.where(zero, 0.0, np.conj(x) / np.where(zero, 1.0, out))
+    zero = x == 0
+    return np.where(zero, 0.0, np.conj(x) / np.abs(np.where(zero, 1.0, x)))
 
 
 def abs_jvp(t, out, x):
@@ -68,7 +70,7 @@ def abs_vjp(g, out, x):
     return g * _abs_deriv(x, out)
 
 
-defop("abs", np.abs, jvp=abs_jvp, vjp=abs_vjp, saves=((0, "out"),), numpy=np.abs,
+defop("abs", np.abs, jvp=abs_jvp, vjp=abs_vjp, saves=((0,),), numpy=np.abs,
       doc="Elementwise absolute value (modulus of a complex value); abs'(0) = 0.")
 
 
