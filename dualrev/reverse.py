@@ -47,6 +47,11 @@ def make_node(value, tape, index):
     return (ArrayNode if getattr(value, "shape", ()) else Node)(value, tape, index)
 
 
+def _is_complex(value):
+    """Whether a plain, traced or dropped value is complex (Python complex too)."""
+    return isinstance(value, complex) or getattr(value, "dtype", FLOAT64).kind == "c"
+
+
 class Dropped:
     """What a record keeps of a value that its rules do not read."""
 
@@ -209,8 +214,11 @@ class Tape:
                 self._add_in_place(op, g, record, cts, owned)
                 continue
             vjps = op.vjps
+            complex_out = _is_complex(out)
             for pos, p in parents:
                 c = vjps[pos](g, out, *vals, **params) if params else vjps[pos](g, out, *vals)
+                if complex_out and not _is_complex(vals[pos]):
+                    c = np.real(c)  # a real value's cotangent is real (docs/conventions)
                 prev = cts[p]
                 if prev is None:
                     cts[p] = c

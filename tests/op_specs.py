@@ -349,3 +349,231 @@ SPECS = (
        for op, func, domains, shapes in _NONDIFF]
     + _reductions() + _shape_ops() + _linalg()
 )
+
+
+# =====================================================================================
+# Coverage of the NumPy that real code uses: decompositions, statistics, FFT and more.
+# =====================================================================================
+
+def DISTINCT_REAL_SPECTRUM(z):
+    """A matrix (or stack) near diag(1, 2, ..., n): real, well separated eigenvalues."""
+    return np.diag(np.arange(1.0, z.shape[-1] + 1)) + 0.1 * z
+
+
+def FULL_COLUMN_RANK(z):
+    """A matrix (or stack) near the identity's first columns: well conditioned."""
+    return 0.3 * z + np.eye(*z.shape[-2:])
+
+
+def _signless_columns(v):
+    """Columns times their first entry: the same for v and for v with flipped columns."""
+    return v * v[..., :1, :]
+
+
+TALL_WIDE_SQUARE = (((3, 2),), ((2, 3),), ((3, 3),), ((2, 3, 2),))
+
+
+def _decompositions():
+    return [
+        Spec("svdvals", lambda a: np.linalg.svd(a, compute_uv=False), TALL_WIDE_SQUARE),
+        Spec("svdvals", np.linalg.svdvals, (((3, 2),),), label="svdvals"),
+        Spec("svdvals", lambda a: np.linalg.svd(a)[1], (((3, 3),),), label="full"),
+        Spec("svd_u", lambda a: _signless_columns(np.linalg.svd(a, full_matrices=False)[0]),
+             TALL_WIDE_SQUARE, rtol=1e-5),
+        Spec("svd_vh", lambda a: _signless_columns(
+            swap(np.linalg.svd(a, full_matrices=False).Vh)), TALL_WIDE_SQUARE, rtol=1e-5),
+        Spec("svd_u", lambda a: (lambda r: r.U * r.S @ r.Vh)(np.linalg.svd(a)), (((3, 3),),),
+             label="reconstruct", rtol=1e-5),
+        Spec("qr_q", lambda a: np.linalg.qr(a)[0], (((3, 2),), ((3, 3),), ((2, 3, 2),)),
+             domains=FULL_COLUMN_RANK, rtol=1e-5),
+        Spec("qr_r", lambda a: np.linalg.qr(a).R, (((3, 2),), ((3, 3),), ((2, 3, 2),)),
+             domains=FULL_COLUMN_RANK, rtol=1e-5),
+        Spec("qr_r", lambda a: np.linalg.qr(a, mode="r"), (((3, 2),),), label="mode-r",
+             domains=FULL_COLUMN_RANK, rtol=1e-5),
+        Spec("eigvals_general", np.linalg.eigvals, SQUARE, domains=DISTINCT_REAL_SPECTRUM),
+        Spec("eigvals_general", lambda a: np.linalg.eig(a).eigenvalues, (((3, 3),),),
+             domains=DISTINCT_REAL_SPECTRUM, label="eig"),
+        Spec("eigvecs_general", lambda a: _signless_columns(np.linalg.eig(a)[1]), SQUARE,
+             domains=DISTINCT_REAL_SPECTRUM, rtol=1e-5),
+        Spec("pinv", np.linalg.pinv, (((3, 2),), ((2, 3),), ((3, 3),)), rtol=1e-5),
+        Spec("pinv", lambda a, b: np.linalg.lstsq(a, b)[0], (((3, 2), (3,)), ((3, 2), (3, 2)),
+                                                           ((2, 3), (2,))), label="lstsq",
+             rtol=1e-5),
+        Spec("pinv", lambda a, b: np.linalg.lstsq(a, b)[1], (((4, 2), (4,)),),
+             label="lstsq-residuals", rtol=1e-5),
+        Spec("matmul", lambda a: np.linalg.matrix_power(a, 3), SQUARE, label="matrix_power"),
+        Spec("inv", lambda a: np.linalg.matrix_power(a, -2), (((3, 3),),),
+             domains=WELL_CONDITIONED, label="matrix_power-negative"),
+        Spec("multiply", np.kron, (((2, 3), (2, 2)), ((3,), (2,)), ((2,), (2, 3))),
+             label="kron"),
+        Spec("multiply", np.cross, (((3,), (3,)), ((2, 3), (3,)), ((2, 1, 3), (2, 3))),
+             label="cross"),
+        Spec("multiply", lambda a, b: np.cross(a, b, axis=0), (((3, 2), (3, 2)),),
+             label="cross-axis"),
+        Spec("where", np.triu, (((3, 3),), ((2, 3, 4),)), label="triu"),
+        Spec("where", lambda a: np.tril(a, -1), (((3, 4),), ((3,),)), label="tril"),
+    ]
+
+
+
+def _with_nans(x):
+    """x with NaN where it is above 0.8 (built in the traced code itself)."""
+    return np.where(x > 0.8, np.nan, x)
+
+
+KNOTS = np.array([-1.0, -0.2, 0.5, 1.5])
+
+
+def _statistics():
+    return [
+        Spec("divide", lambda a, w: np.average(a, weights=w), (((3,), (3,)), ((2, 3), (2, 3))),
+             domains=(REAL, POSITIVE), label="average"),
+        Spec("divide", lambda a, w: np.average(a, axis=1, weights=w, keepdims=True),
+             (((2, 3), (3,)),), domains=(REAL, POSITIVE), label="average-axis"),
+        Spec("divide", lambda a, w: np.average(a, axis=0, weights=w, returned=True)[0],
+             (((2, 3), (2,)),), domains=(REAL, POSITIVE), label="average-returned"),
+        Spec("getitem", np.median, (((5,),), ((4,),), ((2, 3),)), label="median"),
+        Spec("getitem", lambda a: np.median(a, axis=0, keepdims=True), (((4, 3),),),
+             label="median-axis"),
+        Spec("getitem", lambda a, q: np.quantile(a, q), (((5,), ()), ((2, 4), (3,))),
+             domains=(REAL, PROBABILITY), label="quantile"),
+        Spec("getitem", lambda a: np.quantile(a, [0.3, 0.75], axis=(0, 2)), (((2, 3, 2),),),
+             label="quantile-axes"),
+        Spec("getitem", lambda a: np.percentile(a, 40.0, axis=1), (((2, 5),),),
+             label="percentile"),
+    ] + [
+        Spec("getitem", lambda a, method=method: np.quantile(a, [0.15, 0.6], method=method),
+             (((6,),),), label=f"quantile-{method}")
+        for method in ("lower", "higher", "nearest", "midpoint")
+    ] + [
+        Spec("where", lambda a: np.nansum(_with_nans(a)), UNARY_SHAPES[1:], label="nansum"),
+        Spec("where", lambda a: np.nanmean(_with_nans(a), axis=0), (((3, 4),),),
+             label="nanmean"),
+        Spec("where", lambda a: np.nanmax(_with_nans(a), axis=1), (((3, 4),),),
+             label="nanmax"),
+        Spec("where", lambda a: np.nanmin(_with_nans(a)), (((3, 4),),), label="nanmin"),
+        Spec("searchsorted", lambda v: np.searchsorted(KNOTS, v), UNARY_SHAPES,
+             differentiable=False),
+        Spec("searchsorted", lambda a, v: np.searchsorted(np.sort(a), v, side="right"),
+             (((4,), (3,)),), differentiable=False, label="traced-a"),
+        Spec("digitize", lambda x: np.digitize(x, KNOTS), UNARY_SHAPES, differentiable=False),
+        Spec("digitize", lambda x: np.digitize(x, KNOTS, right=True), (((3,),),),
+             differentiable=False, label="right"),
+        Spec("getitem", lambda x, fp: np.interp(x, KNOTS, fp), (((), (4,)), ((5,), (4,))),
+             label="interp"),
+        Spec("getitem", lambda x, xp: np.interp(x, np.sort(xp), [0.0, 1.0, -1.0]),
+             (((4,), (3,)),), label="interp-xp"),
+        Spec("where", lambda x: np.interp(x, KNOTS, np.array([1.0, 2.0, 0.5, 3.0]),
+                                            left=-2.0, right=5.0), (((6,),),),
+             label="interp-left-right"),
+        Spec("getitem", np.convolve, (((4,), (3,)), ((2,), (5,))), label="convolve"),
+    ] + [
+        Spec("getitem", lambda a, v, mode=mode, f=f: f(a, v, mode=mode),
+             (((5,), (3,)), ((3,), (4,))), label=f"{f.__name__}-{mode}")
+        for f in (np.convolve, np.correlate) for mode in ("full", "same", "valid")
+    ] + [
+        Spec("getitem", np.polyval, (((3,), ()), ((4,), (2, 3)), ((1,), (2,))),
+             label="polyval"),
+        Spec("getitem", np.trapezoid, (((4,),), ((2, 3),)), label="trapezoid"),
+        Spec("getitem", lambda y, x: np.trapezoid(y, x), (((4,), (4,)), ((2, 3), (3,))),
+             label="trapezoid-x"),
+        Spec("getitem", lambda y: np.trapezoid(y, dx=0.5, axis=0), (((3, 2),),),
+             label="trapezoid-axis"),
+        Spec("cumsum", np.cumulative_sum, (((4,),),), label="cumulative_sum"),
+        Spec("cumsum", lambda x: np.cumulative_sum(x, axis=1, include_initial=True),
+             (((2, 3),),), label="cumulative_sum-initial"),
+    ]
+
+
+
+def _norms():
+    vector = [
+        Spec("power", lambda x, ord=ord: np.linalg.norm(x, ord), (((4,),),),
+             domains=NONZERO, label=f"norm-vector-{ord}")
+        for ord in (3, 0.5, -1, -2.5)
+    ] + [
+        Spec("power", lambda x: np.linalg.norm(x, 3, axis=1, keepdims=True), MATRIX,
+             domains=NONZERO, label="norm-vector-3-axis"),
+        Spec("power", lambda x: np.linalg.vector_norm(x, ord=3), MATRIX, domains=NONZERO,
+             label="vector_norm"),
+        Spec("amin", lambda x: np.linalg.norm(x[0], -np.inf) * np.linalg.norm(x[1], 0),
+             MATRIX, domains=NONZERO, label="norm-vector-0"),
+    ]
+    matrix = [
+        Spec(op, lambda x, ord=ord: np.linalg.norm(x, ord), (((3, 2),), ((2, 3),)),
+             domains=NONZERO, label=f"norm-matrix-{ord}", rtol=1e-5)
+        for op, ord in (("svdvals", "nuc"), ("svdvals", 2), ("svdvals", -2), ("amax", 1),
+                        ("amin", -1), ("amax", np.inf), ("amin", -np.inf))
+    ] + [
+        Spec("svdvals", lambda x: np.linalg.norm(x, "nuc", axis=(2, 0), keepdims=True),
+             (((3, 2, 2),),), label="norm-matrix-axes", rtol=1e-5),
+        Spec("svdvals", lambda x: np.linalg.matrix_norm(x, ord=2), (((2, 3, 2),),),
+             label="matrix_norm", rtol=1e-5),
+    ]
+    return vector + matrix
+
+
+
+def _einsum_forms():
+    return [
+        Spec("einsum", lambda a, b: np.einsum("...ij,...jk->...ik", a, b),
+             (((2, 2, 3), (2, 3, 2)), ((2, 3), (3, 2)), ((2, 2, 3), (3, 2))),
+             label="ellipsis"),
+        Spec("einsum", lambda a, b: np.einsum("...ij,...jk", a, b), (((2, 2, 3), (3, 2)),),
+             label="ellipsis-implicit"),
+        Spec("einsum", lambda a: np.einsum("i...->...", a), (((3, 2, 2),), ((3,),)),
+             label="ellipsis-sum"),
+        Spec("einsum", lambda a: np.einsum("...ii->...i", a), (((2, 3, 3),),),
+             label="ellipsis-diagonal"),
+        Spec("einsum", lambda a, b: np.einsum(a, [0, 1], b, [1, 2], [0, 2]),
+             (((2, 3), (3, 2)),), label="sublist"),
+        Spec("einsum", lambda a, b: np.einsum(a, [0, 1], b, [1]), (((2, 3), (3,)),),
+             label="sublist-implicit"),
+        Spec("einsum", lambda a, b: np.einsum(a, [Ellipsis, 0, 1], b, [1, 2],
+                                              [Ellipsis, 0, 2]), (((2, 2, 3), (3, 2)),),
+             label="sublist-ellipsis"),
+    ]
+
+
+
+def _spectra():
+    """Complex intermediates: each spec's value is real, as losses are."""
+    def parts(z):
+        return np.concatenate([z.real, np.imag(z)], axis=-1)
+
+    return [
+        Spec("fft", lambda x: parts(np.fft.fft(x)), (((4,),), ((2, 5),))),
+        Spec("fft", lambda x: parts(np.fft.fft(x, n=6, axis=0, norm="ortho")), (((4, 2),),),
+             label="n-axis-ortho"),
+        Spec("fft", lambda x: parts(np.fft.fft(x, n=3, norm="forward")), (((5,),),),
+             label="n-truncated"),
+        Spec("ifft", lambda x: parts(np.fft.ifft(x * np.exp(1j * x))), (((4,),), ((2, 3),))),
+        Spec("rfft", lambda x: parts(np.fft.rfft(x)), (((4,),), ((2, 5),))),
+        Spec("rfft", lambda x: parts(np.fft.rfft(x, n=6, axis=0, norm="ortho")),
+             (((5, 2),),), label="n-axis-ortho"),
+        Spec("irfft", lambda x, y: np.fft.irfft(x + 1j * y), (((3,), (3,)), ((2, 4), (2, 4)))),
+        Spec("irfft", lambda x, y: np.fft.irfft(x + 1j * y, n=5, axis=0, norm="forward"),
+             (((3, 2), (3, 2)),), label="n-odd-axis"),
+        Spec("irfft", lambda x: np.fft.irfft(np.fft.rfft(x) * np.arange(3.0)), (((4,),),),
+             label="filter"),
+        Spec("real", lambda x, y: np.real((x + 1j * y) ** 2), BINARY_SHAPES[:3]),
+        Spec("real", lambda x, y: (x * np.exp(1j * y)).real, (((3,), (3,)),),
+             label="attribute"),
+        Spec("imag", lambda x, y: np.imag((x + 1j * y) ** 2), BINARY_SHAPES[:3]),
+        Spec("imag", lambda x, y: np.exp(1j * x * y).imag, (((3,), (3,)),),
+             label="attribute"),
+        Spec("conj", lambda x, y: np.real(np.conj(x + 1j * y) * np.exp(1j * y)),
+             (((3,), (3,)),)),
+        Spec("conj", lambda x, y: np.imag((x + 1j * y).conj() * (y - 1j * x)), (((3,), (3,)),),
+             label="method"),
+        Spec("abs", lambda x, y: np.abs(x + 1j * y), (((3,), (3,)), ((2, 3), (3,))),
+             domains=NONZERO, label="complex"),
+        Spec("abs", lambda x: np.abs(np.fft.fft(x)), (((4,),),), label="spectrum"),
+        Spec("add", lambda x: np.real(x) + np.imag(x) + np.conj(x), (((3,),),),
+             label="complex-parts-of-real"),
+    ]
+
+
+#: The specs of this block, also benchmarked one by one (benchmarks/bench_functions.py).
+COVERAGE_SPECS = _decompositions() + _statistics() + _norms() + _einsum_forms() + _spectra()
+SPECS += COVERAGE_SPECS

@@ -1,7 +1,9 @@
 """Elementwise NumPy ufuncs, each defined by its local derivative(s).
 
 Unary: ``deriv(x, out)`` is ``d out / d x``; :func:`~dualrev.registry.defunary`
-turns it into both the JVP (``t * deriv``) and the VJP (``g * deriv``).
+turns it into both the JVP (``t * deriv``) and the VJP (``g * deriv``);
+``abs``, which also takes complex values (``d|z| = Re(conj(z) dz) / |z|``),
+has its own two rules.
 Binary: :func:`~dualrev.registry.defbinary` does the same with the two
 partial derivatives and undoes broadcasting.
 
@@ -13,14 +15,14 @@ Non-differentiable points follow one convention, the same in both modes:
 
 import numpy as np
 
-from ..registry import defbinary, defunary
+from ..registry import defbinary, defop, defunary
 
+FLOAT64 = np.dtype(np.float64)
 LN2 = np.log(2.0)
 LN10 = np.log(10.0)
 
 _UNARY = [
     # name, impl, deriv(x, out), what deriv reads (the tape keeps only that)
-    ("abs", np.abs, lambda x, out: np.sign(x), "x"),
     ("exp", np.exp, lambda x, out: out, "out"),
     ("expm1", np.expm1, lambda x, out: out + 1, "out"),
     ("exp2", np.exp2, lambda x, out: out * LN2, "out"),
@@ -49,6 +51,27 @@ _UNARY = [
 for _name, _impl, _deriv, _reads in _UNARY:
     defunary(_name, _impl, _deriv, reads=_reads, numpy=_impl,
              doc=f"Elementwise {_name}; d/dx is the registry's local derivative.")
+
+
+def _abs_deriv(x, out):
+    """conj(x) / |x| (0 at 0); for real x, sign(x)."""
+    if not isinstance(x, complex) and getattr(x, "dtype", FLOAT64).kind != "c":
+        return np.sign(x)
+    zero = x == 0
+    return np.where(zero, 0.0, np.conj(x) / np.abs(np.where(zero, 1.0, x)))
+
+
+def abs_jvp(t, out, x):
+    # d|x| = Re(conj(x) / |x| dx): the real part matters for complex x only
+    return np.real(t * _abs_deriv(x, out))
+
+
+def abs_vjp(g, out, x):
+    return g * _abs_deriv(x, out)
+
+
+defop("abs", np.abs, jvp=abs_jvp, vjp=abs_vjp, saves=((0,),), numpy=np.abs,
+      doc="Elementwise absolute value (modulus of a complex value); abs'(0) = 0.")
 
 
 # ---- binary ------------------------------------------------------------------

@@ -210,27 +210,53 @@ def _onto_diagonal(ct, unique, target, sizes):
 
 
 einsum_op = defop("einsum", _einsum_impl, nargs=None, jvp=_einsum_jvp, vjp=_einsum_vjp,
-                  doc="np.einsum with explicit subscripts (no ellipsis, no broadcasting "
-                      "of size-1 letters). Its rules are einsums with permuted subscripts.")
+                  doc="np.einsum with explicit subscripts (an ellipsis is given letters "
+                      "first; no broadcasting of size-1 letters). Its rules are einsums "
+                      "with permuted subscripts.")
+
+
+def _sublist_subscripts(operands):
+    """The subscripts string and arrays of the interleaved form
+    ``einsum(a, [0, 1], b, [1, 2], [0, 2])``."""
+    def letters(sublist):
+        return "".join("..." if s is Ellipsis else string.ascii_letters[s] for s in sublist)
+    arrays, sublists = operands[0::2], operands[1::2]
+    if len(operands) % 2:  # the last element is the output sublist
+        arrays, output = arrays[:-1], "->" + letters(operands[-1])
+    else:
+        output = ""
+    return ",".join(letters(s) for s in sublists) + output, list(arrays)
+
+
+def _expand_ellipsis(inputs, output, arrays):
+    """Subscripts with each '...' replaced by letters for the axes it covers
+    (right-aligned across operands, as NumPy broadcasts them)."""
+    covered = [len(shape_of(x)) - len(sub.replace("...", "")) if "..." in sub else 0
+               for sub, x in zip(inputs, arrays)]
+    batch = _fresh_letters(inputs + ((output or ""),), max(covered, default=0))
+    inputs = tuple(sub.replace("...", batch[len(batch) - n:] if n else "")
+                   for sub, n in zip(inputs, covered))
+    if output is None:  # implicit mode: the ellipsis axes first
+        lhs = "".join(inputs)
+        return inputs, batch + "".join(sorted(c for c in set(lhs) if c not in batch
+                                              and lhs.count(c) == 1))
+    return inputs, output.replace("...", batch)
 
 
 def _parse_einsum(subscripts, arrays):
     """(inputs, output) subscripts of an einsum call, checked against ``arrays``."""
-    if not isinstance(subscripts, str):
-        raise NotImplementedError("einsum on traced values needs a subscripts string; "
-                                  "the interleaved (operand, sublist) form is not supported")
     spec = subscripts.replace(" ", "")
-    if "." in spec:
-        raise NotImplementedError("einsum on traced values does not support '...' "
-                                  "(ellipsis): name every axis with a letter")
     if "->" in spec:
         lhs, output = spec.split("->")
-    else:  # implicit mode: letters seen once, in alphabetical order
-        lhs = spec
-        output = "".join(sorted(c for c in set(lhs) if c.isalpha() and lhs.count(c) == 1))
+    else:
+        lhs, output = spec, None
     inputs = tuple(lhs.split(","))
     if len(inputs) != len(arrays):
         raise ValueError(f"einsum: {len(inputs)} subscripts for {len(arrays)} operands")
+    if "." in spec:
+        inputs, output = _expand_ellipsis(inputs, output, arrays)
+    elif output is None:  # implicit mode: letters seen once, in alphabetical order
+        output = "".join(sorted(c for c in set(lhs) if c.isalpha() and lhs.count(c) == 1))
     sizes = {}
     for sub, x in zip(inputs, arrays):
         if len(sub) != len(shape_of(x)):
@@ -240,7 +266,7 @@ def _parse_einsum(subscripts, arrays):
                 raise NotImplementedError(
                     f"einsum: letter {c!r} has sizes {sizes[c]} and {n}; broadcasting "
                     "size-1 axes is not supported on traced values")
-    if len(set(output)) != len(output) or not set(output) <= set(lhs):
+    if len(set(output)) != len(output) or not set(output) <= set("".join(inputs)):
         raise ValueError(f"einsum: invalid output subscripts {output!r}")
     return inputs, output
 
@@ -252,7 +278,10 @@ def einsum(*operands, out=None, optimize=False, **kwargs):
     if kwargs:
         raise NotImplementedError(f"einsum: option(s) {sorted(kwargs)} are not supported "
                                   "on traced values")
-    subscripts, *arrays = operands
+    if isinstance(operands[0], str):
+        subscripts, *arrays = operands
+    else:
+        subscripts, arrays = _sublist_subscripts(operands)
     inputs, output = _parse_einsum(subscripts, arrays)
     return einsum_op(*arrays, inputs=inputs, output=output)
 
