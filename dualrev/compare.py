@@ -9,16 +9,16 @@ Hessian-vector products in every composition.
 The cost model
 --------------
 Machine independent: it counts, it never times. Each record of the tape is
-one primitive; its floating-point operations follow :data:`FLOP_MODEL`:
+one primitive; its floating-point operations are its op's ``flops`` rule
+(declared with the op, ``defop(flops=...)``; :data:`FLOP_MODEL` collects them):
 
 ==============  ==========================================  ======================
 family          ops                                         flops of one record
 ==============  ==========================================  ======================
-elementwise     add, multiply, sin, tanh, where, ... (any   output size
-                op not listed below)
+elementwise     add, multiply, sin, tanh, where, ...         output size
 matmul          matmul                                      ``2 * m * k * n``
 einsum          einsum                                      2 per index-space point
-reduction       sum, amax, amin, prod, cumsum, cumprod,     input size
+reduction       sum, amax, amin, prod, cumsum,              input size
                 logsumexp
 shape/indexing  reshape, transpose, broadcast_to,           0
                 concatenate, getitem, untake, ...
@@ -48,12 +48,13 @@ import math
 import statistics
 import time
 import tracemalloc
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from .api import _record, jacfwd, jacrev, jvp, value_and_grad
-from .registry import shape_of
+from .registry import OPS, shape_of
 from .reverse import Tape
 from .tree import flatten
 
@@ -75,68 +76,25 @@ def _size(x):
     return int(np.prod(shape_of(x)))
 
 
-def _elementwise(vals, params, out):
-    return _size(out)
+class _FlopModel(Mapping):
+    """Op name -> its flops rule ``flops(out, *args, **params)`` (``Op.flops``),
+    read live from the registry."""
+
+    def __getitem__(self, name):
+        return OPS[name].flops
+
+    def __iter__(self):
+        return iter(list(OPS))
+
+    def __len__(self):
+        return len(OPS)
 
 
-def _matmul(vals, params, out):
-    a = shape_of(vals[0])
-    return 2 * _size(out) * (a[-1] if a else 1)
-
-
-def _einsum(vals, params, out):
-    """Two flops per point of the full index space, as a two-operand contraction."""
-    sizes = {}
-    for letters, x in zip(params["inputs"], vals):
-        sizes.update(zip(letters, shape_of(x)))
-    return 2 * int(np.prod(list(sizes.values()) or [1]))
-
-
-def _reduction(vals, params, out):
-    return _size(vals[0])
-
-
-def _free(vals, params, out):
-    return 0
-
-
-def _cubic(factor):
-    def linalg(vals, params, out):
-        a = shape_of(vals[0])
-        n = a[-1] if a else 1
-        batch = _size(vals[0]) // max(n * n, 1)
-        return int(factor * n ** 3 * max(batch, 1))
-    linalg.__name__ = f"cubic_{factor}"
-    return linalg
-
-
-def _solve(vals, params, out):
-    a = shape_of(vals[0])
-    n = a[-1] if a else 1
-    rhs = _size(vals[1]) // max(n, 1) if len(vals) > 1 else 1
-    return int(2 / 3 * n ** 3 + 2 * n * n * rhs)
-
-
-#: family -> (op names, flops of one record as ``rule(vals, params, out)``).
-#: Ops not named here count as elementwise. Linear-algebra entries are the
+#: Op name -> flops of one call, ``rule(out, *args, **params)``: each op
+#: declares its own (``defop(flops=...)``); linear-algebra ops use the
 #: textbook estimates for LU (solve, det), inversion, Cholesky and the
 #: symmetric eigensolver.
-FLOP_MODEL = {
-    "matmul": ({"matmul", "dot", "tensordot"}, _matmul),
-    "einsum": ({"einsum"}, _einsum),
-    "reduction": ({"sum", "amax", "amin", "prod", "cumsum", "cumprod", "logsumexp",
-                   "mean", "max", "min"}, _reduction),
-    "shape": ({"reshape", "transpose", "broadcast_to", "concatenate", "getitem",
-               "untake", "squeeze", "expand_dims", "take", "flip", "roll", "pad", "tile",
-               "repeat"}, _free),
-    "linalg": ({"solve"}, _solve),
-    "linalg-lu": ({"det", "slogdet", "logabsdet", "lu"}, _cubic(2 / 3)),
-    "linalg-inv": ({"inv"}, _cubic(2)),
-    "linalg-cholesky": ({"cholesky"}, _cubic(1 / 3)),
-    "linalg-eigh": ({"eigh", "eigvalsh", "eigvecs", "svd"}, _cubic(9)),
-}
-
-_RULE_OF = {name: rule for names, rule in FLOP_MODEL.values() for name in names}
+FLOP_MODEL = _FlopModel()
 
 
 def flops_of(record):
@@ -144,8 +102,8 @@ def flops_of(record):
 
     Parameters
     ----------
-    record : tuple
-        ``(op, vals, params, out, parents)`` from ``Tape().records``.
+    record : dualrev.reverse.Record
+        ``(op, args, params, out, parents)``, as a tape yields them.
 
     Returns
     -------
@@ -161,11 +119,11 @@ def flops_of(record):
     >>> from dualrev.reverse import Tape
     >>> tape = Tape()
     >>> _ = tape.input(np.ones((2, 3))) @ np.ones((3, 4))
-    >>> flops_of(tape.records[1])  # 2 * m * k * n
+    >>> flops_of(tape.record(1))  # 2 * m * k * n
     48
     """
-    op, vals, params, out, parents = record
-    return _RULE_OF.get(op.name, _elementwise)(vals, params, out)
+    op, args, params, out, _ = record
+    return op.flops(out, *args, **params)
 
 
 @dataclass
@@ -222,15 +180,13 @@ def tape_cost(tape):
     (2, 20)
     """
     cost = TapeCost()
-    for record in tape.records:
-        if record is None:
-            continue
+    for record in tape:
         flops = flops_of(record)
-        name = record[0].name
+        name = record.op.name
         cost.ops += 1
         cost.flops += flops
-        cost.deriv_flops += flops * len(record[4])
-        cost.rule_calls += len(record[4])
+        cost.deriv_flops += flops * len(record.parents)
+        cost.rule_calls += len(record.parents)
         cost.by_op[name] = cost.by_op.get(name, 0) + 1
     return cost
 

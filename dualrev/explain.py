@@ -30,6 +30,7 @@ import itertools
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -45,60 +46,57 @@ _LABELS = contextvars.ContextVar("dualrev_explain_labels", default=None)
 
 SIGMOID = OPS["expit"]
 
-SHORT = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div",
-         "power": "pow", "negative": "neg", "maximum": "max", "minimum": "min",
-         "expit": "sig", "getitem": "idx", "matmul": "matmul", "reciprocal": "inv"}
+class _TeachingTable(Mapping):
+    """Op name -> one field of its :class:`~dualrev.registry.Teaching`, for
+    the ops that declare it; read live from the registry."""
 
-DISPLAY = {"expit": "sigmoid", "amax": "max", "amin": "min"}
+    def __init__(self, field):
+        self.field = field
 
-INFIX = {"add": "{0} + {1}", "subtract": "{0} - {1}", "multiply": "{0} * {1}",
-         "divide": "{0} / {1}", "power": "{0}**{1}", "matmul": "{0} @ {1}",
-         "negative": "-{0}"}
+    def __getitem__(self, name):
+        op = OPS.get(name)
+        value = getattr(op.teaching, self.field) if op is not None and op.teaching else None
+        if value is None:
+            raise KeyError(name)
+        return value
 
+    def __iter__(self):
+        return (name for name, op in list(OPS.items())
+                if op.teaching is not None and getattr(op.teaching, self.field) is not None)
+
+    def __len__(self):
+        return sum(1 for _ in self)
+
+
+class _PatternTable(Mapping):
+    """Op name -> (reverse-mode gate pattern, forward-mode rule), read live."""
+
+    def __getitem__(self, name):
+        op = OPS.get(name)
+        if op is None or op.teaching is None or op.teaching.gate is None:
+            raise KeyError(name)
+        return op.teaching.gate, op.teaching.fwd_gate
+
+    def __iter__(self):
+        return iter(_GATE)
+
+    def __len__(self):
+        return len(_GATE)
+
+
+# The teaching text each op declares (defop(teaching=...)), by field.
+SHORT = _TeachingTable("short")
+DISPLAY = _TeachingTable("display")
+INFIX = _TeachingTable("infix")
 # Local derivative d out / d arg of elementwise ops, in the names of the stage:
 # {0}, {1} are the arguments, {o} the output.
-LOCAL = {
-    "add": ("1", "1"), "subtract": ("1", "-1"), "multiply": ("{1}", "{0}"),
-    "divide": ("(1 / {1})", "(-{0} / {1}**2)"),
-    "power": ("({1} * {0}**({1} - 1))", "({o} * log({0}))"),
-    "negative": ("-1",), "maximum": ("({0} > {1})", "({0} <= {1})"),
-    "minimum": ("({0} < {1})", "({0} >= {1})"),
-    "exp": ("{o}",), "log": ("(1 / {0})",), "log1p": ("(1 / (1 + {0}))",),
-    "expm1": ("({o} + 1)",), "sqrt": ("(0.5 / {o})",), "square": ("(2 * {0})",),
-    "reciprocal": ("(-{o}**2)",), "abs": ("sign({0})",), "sin": ("cos({0})",),
-    "cos": ("-sin({0})",), "tan": ("(1 + {o}**2)",), "tanh": ("(1 - {o}**2)",),
-    "sinh": ("cosh({0})",), "cosh": ("sinh({0})",), "arctan": ("(1 / (1 + {0}**2))",),
-    "expit": ("((1 - {o}) * {o})",),
-}
-
+LOCAL = _TeachingTable("local")
 # Contributions of ops that are not elementwise: {g} is the upstream gradient
 # (reverse mode), {t} the argument's tangent (forward mode).
-REV_FORMULA = {"matmul": ("{g} @ {1}.T", "{0}.T @ {g}"),
-               "sum": ("broadcast({g})",), "getitem": ("untake({g}, {idx})",)}
-FWD_FORMULA = {"matmul": ("{t} @ {1}", "{0} @ {t}"), "sum": ("sum({t})",)}
-
-PATTERN = {  # op -> (reverse-mode gate pattern, forward-mode rule)
-    "add": ("add distributes: both inputs get the gradient unchanged",
-            "add: the tangents add"),
-    "subtract": ("subtract distributes, with a minus sign for the second input",
-                 "subtract: the tangents subtract"),
-    "multiply": ("multiply swaps: each input gets the other input times the gradient",
-                 "multiply: product rule, x' y + x y'"),
-    "maximum": ("max routes: the larger input gets the whole gradient, the other 0",
-                "max: the larger input's tangent passes"),
-    "minimum": ("min routes: the smaller input gets the whole gradient, the other 0",
-                "min: the smaller input's tangent passes"),
-    "expit": ("sigmoid: local gradient (1 - s) s", "sigmoid: s' = (1 - s) s x'"),
-    "divide": ("divide: d(a/b) = 1/b da - a/b**2 db", "divide: quotient rule"),
-    "power": ("power: d(a**c) = c a**(c-1) da", "power: c a**(c-1) a'"),
-    "matmul": ("matmul: dA = dout @ B.T, dB = A.T @ dout (the shapes tell which)",
-               "matmul: A' @ B + A @ B'"),
-    "sum": ("sum copies the gradient to every summed element", "sum: the tangents sum"),
-    "amax": ("max reduction routes the gradient to the maximum (ties split evenly)",
-             "max reduction: the maximum's tangent passes"),
-    "getitem": ("indexing routes the gradient into the selected slots",
-                "indexing selects the tangent's slots"),
-}
+REV_FORMULA = _TeachingTable("rev")
+FWD_FORMULA = _TeachingTable("fwd")
+_GATE = _TeachingTable("gate")
+PATTERN = _PatternTable()  # op -> (reverse-mode gate pattern, forward-mode rule)
 
 
 def name(value, label):
@@ -244,21 +242,27 @@ def _sigmoid_input(records, uses, pinned, i):
     if isinstance(c, Tracer) or np.ndim(c) != 0 or c != 1:
         return None
     denom = parents[0][1]
-    if records[denom] is None or records[denom][0].name != "add":
+    if records[denom] is None or records[denom].op.name != "add":
         return None
-    add_parents = records[denom][4]
+    add_parents = records[denom].parents
     const_pos = 1 - add_parents[0][0] if len(add_parents) == 1 else None
     e = _match(records, uses, pinned, denom, "add", const_pos)
     neg = _match(records, uses, pinned, e, "exp", None)
     return _match(records, uses, pinned, neg, "negative", None)
 
 
+def _only_parent(record):
+    """The tape index of the one differentiated argument of ``record``."""
+    return record.parents[0][1]
+
+
 def _stages(tape, inputs, pinned):
     """Stages in forward order; merged sigmoid chains become one stage."""
-    records = tape.records
+    records = [None] * len(tape.records)  # index -> Record, None for an input
     uses = {}
-    for r in records:
-        for _, p in (r[4] if r is not None else ()):
+    for i, r in tape.items():
+        records[i] = r
+        for _, p in r.parents:
             uses[p] = uses.get(p, 0) + 1
     stages, absorbed = [], set()
     for i in range(len(records) - 1, -1, -1):
@@ -267,12 +271,12 @@ def _stages(tape, inputs, pinned):
             continue
         x = _sigmoid_input(records, uses, pinned, i)
         if x is not None:
-            chain = records[i][4][0][1]
-            absorbed.update({chain, records[chain][4][0][1],
-                             records[records[chain][4][0][1]][4][0][1]})
-            stage = Stage(i, SIGMOID, [records[x][3] if records[x] else inputs[x]],
-                          {}, r[3], [(0, x)],
-                          written=_const(r[1][0]) + " / (1 + exp(-{0}))")
+            add = _only_parent(r)
+            exp = _only_parent(records[add])
+            absorbed.update({add, exp, _only_parent(records[exp])})
+            stage = Stage(i, SIGMOID, [records[x].out if records[x] else inputs[x]],
+                          {}, r.out, [(0, x)],
+                          written=_const(r.args[0]) + " / (1 + exp(-{0}))")
         else:
             op, vals, params, out, parents = r
             kind = "view" if op.name == "getitem" and _is_basic(params.get("index")) \

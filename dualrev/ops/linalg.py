@@ -12,7 +12,7 @@ import string
 
 import numpy as np
 
-from ..registry import defop, promote_tangent, register_numpy, shape_of, unbroadcast
+from ..registry import Teaching, defop, promote_tangent, register_numpy, shape_of, unbroadcast
 from .shape import broadcast_to, getitem, np_transpose, ravel, reshape, untake
 
 
@@ -25,6 +25,14 @@ def _promote(t, x, out):
     return promote_tangent(t, x, len(shape_of(out)))
 
 
+def matmul_jvp_a(t, out, a, b):
+    return _promote(t, a, out) @ b
+
+
+def matmul_jvp_b(t, out, a, b):
+    return a @ _promote(t, b, out)
+
+
 def matmul_vjp_a(g, out, a, b):
     return unbroadcast(g @ mT(b), shape_of(a))
 
@@ -33,11 +41,18 @@ def matmul_vjp_b(g, out, a, b):
     return unbroadcast(mT(a) @ g, shape_of(b))
 
 
+def matmul_flops(out, a, b):
+    """Two flops (a multiply and an add) per output element and summed index."""
+    return 2 * int(np.prod(shape_of(out))) * shape_of(a)[-1]
+
+
 matmul_op = defop(
-    "matmul", np.matmul, nargs=2,
-    jvp=(lambda t, out, a, b: _promote(t, a, out) @ b,
-         lambda t, out, a, b: a @ _promote(t, b, out)),
-    vjp=(matmul_vjp_a, matmul_vjp_b), saves=((1,), (0,)),
+    "matmul", np.matmul, nargs=2, jvp=(matmul_jvp_a, matmul_jvp_b),
+    vjp=(matmul_vjp_a, matmul_vjp_b), saves=((1,), (0,)), flops=matmul_flops,
+    teaching=Teaching(short="matmul", infix="{0} @ {1}",
+                      rev=("{g} @ {1}.T", "{0}.T @ {g}"), fwd=("{t} @ {1}", "{0} @ {t}"),
+                      gate="matmul: dA = dout @ B.T, dB = A.T @ dout (the shapes tell which)",
+                      fwd_gate="matmul: A' @ B + A @ B'"),
     doc="Stacked matrix product (both operands ndim >= 2). "
         "d/da = g @ b.T and d/db = a.T @ g.")
 
@@ -209,7 +224,16 @@ def _onto_diagonal(ct, unique, target, sizes):
     return einsum_op(ct, *eyes, inputs=(unique,) + tuple(deltas), output="".join(renamed))
 
 
+def einsum_flops(out, *operands, inputs, output):
+    """Two flops per point of the full index space, as a two-operand contraction."""
+    sizes = {}
+    for letters, x in zip(inputs, operands):
+        sizes.update(zip(letters, shape_of(x)))
+    return 2 * int(np.prod(list(sizes.values()) or [1]))
+
+
 einsum_op = defop("einsum", _einsum_impl, nargs=None, jvp=_einsum_jvp, vjp=_einsum_vjp,
+                  flops=einsum_flops,
                   doc="np.einsum with explicit subscripts (no ellipsis, no broadcasting "
                       "of size-1 letters). Its rules are einsums with permuted subscripts.")
 

@@ -15,13 +15,25 @@ import collections
 
 import numpy as np
 
-from ..registry import defnondiff, defop, register_numpy, shape_of, unbroadcast
+from ..registry import cubic_flops, defnondiff, defop, register_numpy, shape_of, unbroadcast
 from .linalg import _promote, mT
 from .reductions import normalize_axis
 from .shape import reshape
 
 SlogdetResult = collections.namedtuple("SlogdetResult", ["sign", "logabsdet"])
 EighResult = collections.namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
+
+
+#: Flops of an LU factorisation (det, slogdet); the symmetric eigensolver.
+LU_FLOPS = cubic_flops(2 / 3)
+EIGH_FLOPS = cubic_flops(9)
+
+
+def solve_flops(out, a, b):
+    """LU of ``a`` (2/3 n**3) and two triangular solves per right-hand side."""
+    n = shape_of(a)[-1]
+    rhs = int(np.prod(shape_of(b))) // max(n, 1)
+    return int(2 / 3 * n ** 3 + 2 * n * n * rhs)
 
 
 def _with_matrix_axes(x):
@@ -47,7 +59,8 @@ def inv_vjp(g, out, a):
     return -(mT(out) @ g @ mT(out))
 
 
-inv = defop("inv", np.linalg.inv, jvp=inv_jvp, vjp=inv_vjp, numpy=np.linalg.inv,
+inv = defop("inv", np.linalg.inv, flops=cubic_flops(2),
+            jvp=inv_jvp, vjp=inv_vjp, numpy=np.linalg.inv,
             doc="Matrix inverse: d inv = -inv @ da @ inv.")
 
 
@@ -67,7 +80,8 @@ def solve_vjp_b(g, out, a, b):
     return unbroadcast(solve_op(mT(a), g), shape_of(b))
 
 
-solve_op = defop("solve", np.linalg.solve, nargs=2, jvp=(solve_jvp_a, solve_jvp_b),
+solve_op = defop("solve", np.linalg.solve, nargs=2, flops=solve_flops,
+                 jvp=(solve_jvp_a, solve_jvp_b),
                  vjp=(solve_vjp_a, solve_vjp_b),
                  doc="x with a @ x = b, b a stack of matrices. d/db = solve(a.T, g), "
                      "d/da = -solve(a.T, g) @ x.T.")
@@ -93,7 +107,8 @@ def det_vjp(g, out, a):
     return _with_matrix_axes(g * out) * mT(inv(a))
 
 
-det = defop("det", np.linalg.det, jvp=det_jvp, vjp=det_vjp, numpy=np.linalg.det,
+det = defop("det", np.linalg.det, flops=LU_FLOPS,
+            jvp=det_jvp, vjp=det_vjp, numpy=np.linalg.det,
             doc="Determinant: d det = det * trace(solve(a, da)); NaN/inf at a "
                 "singular matrix.")
 
@@ -107,9 +122,10 @@ def logabsdet_vjp(g, out, a):
 
 
 logabsdet = defop("logabsdet", lambda a: np.linalg.slogdet(a)[1],
+                  flops=LU_FLOPS,
                   jvp=logabsdet_jvp, vjp=logabsdet_vjp,
                   doc="log |det a|, the second output of slogdet: d = trace(solve(a, da)).")
-det_sign = defnondiff("det_sign", lambda a: np.linalg.slogdet(a)[0],
+det_sign = defnondiff("det_sign", lambda a: np.linalg.slogdet(a)[0], flops=LU_FLOPS,
                       doc="The sign of det a, the first output of slogdet: "
                           "piecewise constant, not differentiated.")
 
@@ -142,7 +158,8 @@ def cholesky_vjp(g, out, a):
     return _sym(mT(solve_op(mT(out), mT(y))))
 
 
-cholesky_op = defop("cholesky", np.linalg.cholesky, jvp=cholesky_jvp, vjp=cholesky_vjp,
+cholesky_op = defop("cholesky", np.linalg.cholesky, flops=cubic_flops(1 / 3),
+                    jvp=cholesky_jvp, vjp=cholesky_vjp,
                     doc="Lower Cholesky factor L of a symmetric positive definite a; "
                         "derivatives for symmetric perturbations.")
 
@@ -170,6 +187,7 @@ def eigvalsh_vjp(g, out, a, *, UPLO):
 
 
 eigvalsh = defop("eigvalsh", lambda a, *, UPLO: np.linalg.eigvalsh(a, UPLO),
+                  flops=EIGH_FLOPS,
                  jvp=eigvalsh_jvp, vjp=eigvalsh_vjp,
                  doc="Eigenvalues of a symmetric matrix, ascending; "
                      "derivatives for symmetric perturbations.")
@@ -195,6 +213,7 @@ def eigvecs_vjp(g, out, a, *, UPLO):
 
 
 eigvecs = defop("eigvecs", lambda a, *, UPLO: np.linalg.eigh(a, UPLO)[1],
+                 flops=EIGH_FLOPS,
                 jvp=eigvecs_jvp, vjp=eigvecs_vjp,
                 doc="Eigenvectors of a symmetric matrix (the columns), the second "
                     "output of eigh; derivatives need distinct eigenvalues.")

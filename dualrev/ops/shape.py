@@ -9,8 +9,8 @@ import operator
 
 import numpy as np
 
-from ..registry import (Tracer, defop, fit_tangent, primal_value, register_numpy, shape_of,
-                        unbroadcast)
+from ..registry import (NO_FLOPS, Teaching, Tracer, defop, fit_tangent, primal_value,
+                        register_numpy, shape_of, unbroadcast)
 
 
 def batch_shape(t, x):
@@ -30,7 +30,7 @@ def reshape_vjp(g, out, x, *, shape):
 
 
 reshape = defop("reshape", lambda x, *, shape: np.asarray(x).reshape(shape),
-                jvp=reshape_jvp, vjp=reshape_vjp, saves=((),),
+                jvp=reshape_jvp, vjp=reshape_vjp, saves=((),), flops=NO_FLOPS,
                 doc="Reshape to a resolved shape.")
 
 
@@ -109,7 +109,8 @@ def transpose_vjp(g, out, x, *, axes):
 
 
 transpose = defop("transpose", lambda x, *, axes: np.transpose(x, axes),
-                  jvp=transpose_jvp, vjp=transpose_vjp, saves=((),), doc="Permute axes.")
+                  jvp=transpose_jvp, vjp=transpose_vjp, saves=((),), flops=NO_FLOPS,
+                  doc="Permute axes.")
 
 
 def np_transpose(a, axes=None):
@@ -150,7 +151,7 @@ def broadcast_to_vjp(g, out, x, *, shape):
 
 
 broadcast_to = defop("broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape),
-                     jvp=broadcast_to_jvp, vjp=broadcast_to_vjp, saves=((),),
+                     jvp=broadcast_to_jvp, vjp=broadcast_to_vjp, saves=((),), flops=NO_FLOPS,
                      doc="Broadcast to a shape; its VJP sums back (unbroadcast).")
 
 
@@ -187,7 +188,7 @@ def _concat_jvp(i):
 
 
 concatenate = defop("concatenate", _concat_impl, nargs=None, jvp=_concat_jvp,
-                    vjp=_concat_vjp, doc="Concatenate the arguments along a negative axis.")
+                    vjp=_concat_vjp, flops=NO_FLOPS, doc="Concatenate the arguments along a negative axis.")
 
 
 def np_concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
@@ -256,8 +257,11 @@ def _getitem_vjp_add(buffer, g, out, x, *, index):
 # No ``saves``: the indexed array is nearly always alive anyway (a Python loop
 # over x[i]), and keeping the reference costs less than dropping it each time.
 getitem = defop("getitem", lambda x, *, index: x[index], jvp=_getitem_jvp, vjp=_getitem_vjp,
+                vjp_add=_getitem_vjp_add, flops=NO_FLOPS,
+                teaching=Teaching(short="idx", rev=("untake({g}, {idx})",),
+                                  gate="indexing routes the gradient into the selected slots",
+                                  fwd_gate="indexing selects the tangent's slots"),
                 doc="x[index], with integers, slices, None, integer arrays and masks.")
-getitem.vjp_add = _getitem_vjp_add
 
 
 def _untake_impl(g, *, index, shape):
@@ -283,6 +287,7 @@ def _untake_vjp(h, out, g, *, index, shape):
 
 
 untake = defop("untake", _untake_impl, jvp=_untake_jvp, vjp=_untake_vjp, saves=((),),
+               flops=NO_FLOPS,
                doc="Zeros of ``shape`` with ``g`` added at ``index``: the VJP of getitem.")
 
 
