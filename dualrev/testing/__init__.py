@@ -1,15 +1,30 @@
-"""Checking derivatives: finite differences and the dot-product test.
+"""Checking derivatives: finite differences, the dot-product test, op specs.
 
 :func:`check_grads` is what dualrev's own tests use on every op, and what a
-user runs on a new op before trusting it.
+user runs on a new op before trusting it. :mod:`dualrev.testing.op_specs`
+holds one spec per registered op (what to call, on which shapes, where),
+as PyTorch ships its OpInfo: the test suite and the benchmarks read them
+from here. ``SPECS``, ``Spec`` and ``BINARY_SHAPES`` are also reachable as
+``dualrev.testing.SPECS``...; the module (which needs scipy.special) is
+imported on first use only.
 """
 
 import numpy as np
 
-from .api import jvp, vjp
-from .tree import flatten, unflatten
+from ..api import jvp, vjp
+from ..tree import flatten, unflatten
 
-__all__ = ["check_grads"]
+__all__ = ["check_grads", "SPECS", "Spec", "BINARY_SHAPES"]
+
+_FROM_SPECS = ("SPECS", "Spec", "BINARY_SHAPES")
+
+
+def __getattr__(name):
+    """The op specs, imported on first use (see :mod:`dualrev.testing.op_specs`)."""
+    if name in _FROM_SPECS:
+        from . import op_specs
+        return getattr(op_specs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _vdot(a, b):
