@@ -88,6 +88,12 @@ def _value_at(trace, x):
     return x
 
 
+def default_chunk_size(n):
+    """Directions that :func:`jacfwd` pushes together for ``n`` inputs: all
+    of them, unless ``n * n`` tangent entries would pass ``2**22``."""
+    return max(1, min(n, (1 << 22) // max(n, 1)))
+
+
 def _zeros_like(x):
     return np.zeros(shape_of(x)) if shape_of(x) else np.float64(0.0)
 
@@ -391,7 +397,7 @@ def jacfwd(f, argnums=0, chunk_size=None):
         nums, multiple, leaves, treedef = _select(args, argnums)
         sizes = [int(np.prod(shape_of(x))) for x in leaves]
         n = sum(sizes)
-        chunk = chunk_size or max(1, min(n, (1 << 22) // max(n, 1)))
+        chunk = chunk_size or default_chunk_size(n)
         offsets = np.cumsum([0] + sizes)
         blocks = None
         for start in range(0, n, chunk):

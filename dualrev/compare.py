@@ -54,6 +54,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .api import _record, jacfwd, jacrev, jvp, value_and_grad
+from .api import default_chunk_size
 from .registry import OPS, shape_of
 from .reverse import Tape
 from .tree import flatten
@@ -195,7 +196,7 @@ def forward_passes(n):
     """Batched passes ``jacfwd`` makes for ``n`` directions (its chunking)."""
     if n == 0:
         return 0
-    chunk = max(1, min(n, (1 << 22) // n))
+    chunk = default_chunk_size(n)
     return -(-n // chunk)
 
 

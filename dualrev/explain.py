@@ -36,6 +36,7 @@ import numpy as np
 
 from .api import as_float
 from .numpy_dispatch import TracedArray
+from .ops.shape import is_basic_index
 from .registry import OPS, Tracer, shape_of
 from .reverse import Tape
 from .tree import flatten, unflatten
@@ -172,12 +173,6 @@ def _index_text(index):
     return "[" + ", ".join(one(i) for i in index) + "]"
 
 
-def _is_basic(index):
-    return isinstance(index, tuple) and all(
-        isinstance(i, (int, np.integer, slice)) and not isinstance(i, bool)
-        or i is Ellipsis for i in index)
-
-
 # ---- stages --------------------------------------------------------------------
 
 class Stage:
@@ -279,7 +274,7 @@ def _stages(tape, inputs, pinned):
                           written=_const(r.args[0]) + " / (1 + exp(-{0}))")
         else:
             op, vals, params, out, parents = r
-            kind = "view" if op.name == "getitem" and _is_basic(params.get("index")) \
+            kind = "view" if op.name == "getitem" and is_basic_index(params.get("index")) \
                 else "op"
             stage = Stage(i, op, vals, params, out, parents, kind)
         stages.append(stage)
@@ -507,7 +502,7 @@ class Explanation:
         args = self._args(s)
         template = INFIX.get(s.op.name)
         if s.op.name == "getitem":
-            return args[0] + _index_text(s.params["index"]) if _is_basic(
+            return args[0] + _index_text(s.params["index"]) if is_basic_index(
                 s.params["index"]) else f"{args[0]}[...]"
         if template is not None and len(args) == template.count("{"):
             return template.format(*args)
@@ -531,7 +526,7 @@ class Explanation:
         args = self._args(s)
         if template is not None and pos < len(template):
             idx = _index_text(s.params["index"]) if "index" in s.params and \
-                _is_basic(s.params["index"]) else ""
+                is_basic_index(s.params["index"]) else ""
             return template[pos].format(*args, g=flow, t=flow, idx=idx)
         rule = "vjp" if self.mode == "rev" else "jvp"
         return f"{s.op.name}_{rule}({flow})"

@@ -21,16 +21,18 @@ def mT(x):
     return x.swapaxes(-1, -2)
 
 
-def _promote(t, x, out):
+def promote_to_output(t, x, out):
+    """The tangent ``t`` of ``x``, with axes inserted after its batch axes so
+    that it broadcasts against the output ``out`` (see ``promote_tangent``)."""
     return promote_tangent(t, x, len(shape_of(out)))
 
 
 def matmul_jvp_a(t, out, a, b):
-    return _promote(t, a, out) @ b
+    return promote_to_output(t, a, out) @ b
 
 
 def matmul_jvp_b(t, out, a, b):
-    return a @ _promote(t, b, out)
+    return a @ promote_to_output(t, b, out)
 
 
 def matmul_vjp_a(g, out, a, b):

@@ -16,7 +16,7 @@ import collections
 import numpy as np
 
 from ..registry import cubic_flops, defnondiff, defop, register_numpy, shape_of, unbroadcast
-from .linalg import _promote, mT
+from .linalg import promote_to_output, mT
 from .reductions import normalize_axis
 from .shape import reshape
 
@@ -65,11 +65,11 @@ inv = defop("inv", np.linalg.inv, flops=cubic_flops(2),
 
 
 def solve_jvp_a(t, out, a, b):
-    return -solve_op(a, _promote(t, a, out) @ out)
+    return -solve_op(a, promote_to_output(t, a, out) @ out)
 
 
 def solve_jvp_b(t, out, a, b):
-    return solve_op(a, _promote(t, b, out))
+    return solve_op(a, promote_to_output(t, b, out))
 
 
 def solve_vjp_a(g, out, a, b):

@@ -206,7 +206,8 @@ def cumsum_vjp(g, out, x, *, axis):
 
 
 cumsum = defop("cumsum", lambda x, *, axis: np.cumsum(x, axis=axis), vjp=cumsum_vjp,
-               linear=(0,), saves=((),), flops=REDUCTION, doc="Cumulative sum along a negative axis.")
+               linear=(0,), saves=((),), flops=REDUCTION,
+               doc="Cumulative sum along a negative axis.")
 
 
 def cumprod(x, *, axis):

@@ -188,7 +188,8 @@ def _concat_jvp(i):
 
 
 concatenate = defop("concatenate", _concat_impl, nargs=None, jvp=_concat_jvp,
-                    vjp=_concat_vjp, flops=NO_FLOPS, doc="Concatenate the arguments along a negative axis.")
+                    vjp=_concat_vjp, flops=NO_FLOPS,
+                    doc="Concatenate the arguments along a negative axis.")
 
 
 def np_concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
@@ -248,7 +249,7 @@ def _getitem_vjp(g, out, x, *, index):
 
 
 def _getitem_vjp_add(buffer, g, out, x, *, index):
-    if _is_basic(index):
+    if is_basic_index(index):
         buffer[index] += g
     else:
         np.add.at(buffer, index, g)
@@ -267,7 +268,7 @@ getitem = defop("getitem", lambda x, *, index: x[index], jvp=_getitem_jvp, vjp=_
 def _untake_impl(g, *, index, shape):
     dtype = np.result_type(g, np.float64)
     z = np.zeros(shape, dtype=dtype)
-    if _is_basic(index):
+    if is_basic_index(index):
         z[index] = g
     else:
         np.add.at(z, index, g)  # repeated indices accumulate
@@ -291,8 +292,13 @@ untake = defop("untake", _untake_impl, jvp=_untake_jvp, vjp=_untake_vjp, saves=(
                doc="Zeros of ``shape`` with ``g`` added at ``index``: the VJP of getitem.")
 
 
-def _is_basic(index):
-    return all(isinstance(i, (int, slice, type(None))) or i is Ellipsis for i in index)
+def is_basic_index(index):
+    """Is ``index`` (a tuple) NumPy basic indexing: integers (not booleans),
+    slices, None and Ellipsis only? Such an index selects a view and never
+    repeats an element."""
+    return isinstance(index, tuple) and all(
+        isinstance(i, (int, np.integer, slice, type(None))) and not isinstance(i, bool)
+        or i is Ellipsis for i in index)
 
 
 def _strip_index(i):

@@ -62,7 +62,7 @@ def check_jvp(f, args, eps=1e-5, rtol=1e-6, atol=1e-6, rng=None):
     _, tangent = jvp(f, args, v)
     plus = f(*_axpy(eps, v, args))
     minus = f(*_axpy(-eps, v, args))
-    fd = _axpy(-1.0 / (2 * eps), minus, _axpy(1.0 / (2 * eps), plus, _zeros_like(plus)))
+    fd = _axpy(-1.0 / (2 * eps), minus, _axpy(1.0 / (2 * eps), plus, _tree_of_zeros(plus)))
     tangent = _fill_none(tangent, plus)
     _assert_close(tangent, fd, rtol, atol, "JVP vs central differences")
 
@@ -83,7 +83,7 @@ def check_vjp(f, args, rtol=1e-6, atol=1e-6, rng=None):
                              f"<J^T u, v> = {rhs!r}")
 
 
-def _zeros_like(tree):
+def _tree_of_zeros(tree):
     leaves, treedef = flatten(tree)
     return unflatten(treedef, [np.zeros(np.shape(x)) for x in leaves])
 
