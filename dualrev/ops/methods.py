@@ -61,8 +61,8 @@ class _TracedArrayMethods:
     __mod__, __rmod__ = _operator(ar.remainder)
     def __floordiv__(self, other): return np.floor_divide(self, other)
     def __rfloordiv__(self, other): return np.floor_divide(other, self)
-    def __matmul__(self, other): return linalg.matmul(self, other)
-    def __rmatmul__(self, other): return linalg.matmul(other, self)
+    def __matmul__(self, other): return linalg.np_matmul(self, other)
+    def __rmatmul__(self, other): return linalg.np_matmul(other, self)
     def __neg__(self): return bind(ar.negative, self)
     def __pos__(self): return self
     def __abs__(self): return np.abs(self)

@@ -65,42 +65,42 @@ inv = defop("inv", np.linalg.inv, flops=cubic_flops(2),
 
 
 def solve_jvp_a(t, out, a, b):
-    return -solve_op(a, promote_to_output(t, a, out) @ out)
+    return -solve(a, promote_to_output(t, a, out) @ out)
 
 
 def solve_jvp_b(t, out, a, b):
-    return solve_op(a, promote_to_output(t, b, out))
+    return solve(a, promote_to_output(t, b, out))
 
 
 def solve_vjp_a(g, out, a, b):
-    return unbroadcast(-(solve_op(mT(a), g) @ mT(out)), shape_of(a))
+    return unbroadcast(-(solve(mT(a), g) @ mT(out)), shape_of(a))
 
 
 def solve_vjp_b(g, out, a, b):
-    return unbroadcast(solve_op(mT(a), g), shape_of(b))
+    return unbroadcast(solve(mT(a), g), shape_of(b))
 
 
-solve_op = defop("solve", np.linalg.solve, nargs=2, flops=solve_flops,
-                 jvp=(solve_jvp_a, solve_jvp_b),
-                 vjp=(solve_vjp_a, solve_vjp_b),
-                 doc="x with a @ x = b, b a stack of matrices. d/db = solve(a.T, g), "
-                     "d/da = -solve(a.T, g) @ x.T.")
+solve = defop("solve", np.linalg.solve, nargs=2, flops=solve_flops,
+              jvp=(solve_jvp_a, solve_jvp_b),
+              vjp=(solve_vjp_a, solve_vjp_b),
+              doc="x with a @ x = b, b a stack of matrices. d/db = solve(a.T, g), "
+                  "d/da = -solve(a.T, g) @ x.T.")
 
 
-def solve(a, b):
+def np_solve(a, b):
     if len(shape_of(b)) == 1:  # a vector right-hand side
-        x = solve_op(a, reshape(b, shape=shape_of(b) + (1,)))
+        x = solve(a, reshape(b, shape=shape_of(b) + (1,)))
         return reshape(x, shape=shape_of(x)[:-1])
-    return solve_op(a, b)
+    return solve(a, b)
 
 
-register_numpy(np.linalg.solve, solve)
+register_numpy(np.linalg.solve, np_solve)
 
 
 # ---- det, slogdet ----------------------------------------------------------------
 
 def det_jvp(t, out, a):
-    return out * _trace(solve_op(a, t))
+    return out * _trace(solve(a, t))
 
 
 def det_vjp(g, out, a):
@@ -114,7 +114,7 @@ det = defop("det", np.linalg.det, flops=LU_FLOPS,
 
 
 def logabsdet_jvp(t, out, a):
-    return _trace(solve_op(a, t))
+    return _trace(solve(a, t))
 
 
 def logabsdet_vjp(g, out, a):
@@ -146,30 +146,30 @@ def _lower_half_diagonal(n):
 
 def cholesky_jvp(t, out, a):
     # dL = L Phi(L^-1 dA L^-T) for the symmetrized dA.
-    y = solve_op(out, _sym(t))
-    x = mT(solve_op(out, mT(y)))
+    y = solve(out, _sym(t))
+    x = mT(solve(out, mT(y)))
     return out @ (x * _lower_half_diagonal(shape_of(a)[-1]))
 
 
 def cholesky_vjp(g, out, a):
     # The adjoint of cholesky_jvp: sym(L^-T (Phi o (L^T g)) L^-1).
     p = (mT(out) @ g) * _lower_half_diagonal(shape_of(a)[-1])
-    y = solve_op(mT(out), p)
-    return _sym(mT(solve_op(mT(out), mT(y))))
+    y = solve(mT(out), p)
+    return _sym(mT(solve(mT(out), mT(y))))
 
 
-cholesky_op = defop("cholesky", np.linalg.cholesky, flops=cubic_flops(1 / 3),
-                    jvp=cholesky_jvp, vjp=cholesky_vjp,
-                    doc="Lower Cholesky factor L of a symmetric positive definite a; "
-                        "derivatives for symmetric perturbations.")
+cholesky = defop("cholesky", np.linalg.cholesky, flops=cubic_flops(1 / 3),
+                 jvp=cholesky_jvp, vjp=cholesky_vjp,
+                 doc="Lower Cholesky factor L of a symmetric positive definite a; "
+                     "derivatives for symmetric perturbations.")
 
 
-def cholesky(a, /, *, upper=False):
-    factor = cholesky_op(a)
+def np_cholesky(a, /, *, upper=False):
+    factor = cholesky(a)
     return mT(factor) if upper else factor
 
 
-register_numpy(np.linalg.cholesky, cholesky)
+register_numpy(np.linalg.cholesky, np_cholesky)
 
 
 # ---- eigh, eigvalsh ------------------------------------------------------------
