@@ -320,7 +320,7 @@ def _input_names(f, args):
     return params[:len(args)]
 
 
-def _record(f, args):
+def _record_explained(f, args):
     """Run ``f`` on a fresh tape: (tape, input stages, out, labels)."""
     tape = Tape(keep_all=True)
     inputs, traced = [], []
@@ -751,7 +751,7 @@ def explain(f, *args, names=None, mode="rev", seed=None):
     """
     if mode not in ("rev", "fwd"):
         raise ValueError(f"mode must be 'rev' or 'fwd', not {mode!r}")
-    tape, inputs, out, labels = _record(f, args)
+    tape, inputs, out, labels = _record_explained(f, args)
     if isinstance(out, (tuple, list, dict)):
         raise TypeError("explain needs a function returning one array or scalar")
     out_index = tape.index_of(out)

@@ -84,11 +84,11 @@ class GradRecording:
         self.inputs = [node.index for node in nodes]
         g_leaves = flatten(g)[0]
         self.grad_index = [self.tape.index_of(gl) for gl in g_leaves]
-        self.value = self._plain(value)
-        self.grad_leaves = [self._plain(gl) for gl in g_leaves]
+        self.value = self._recorded_value(value)
+        self.grad_leaves = [self._recorded_value(gl) for gl in g_leaves]
         self._replay = None
 
-    def _plain(self, y):
+    def _recorded_value(self, y):
         """``y`` with this tape's derivative dropped (its recorded value)."""
         return y.value if self.tape.index_of(y) is not None else y
 

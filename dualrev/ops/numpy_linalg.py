@@ -17,8 +17,7 @@ import numpy as np
 
 from ..registry import cubic_flops, defnondiff, defop, register_numpy, shape_of, unbroadcast
 from .linalg import promote_to_output, mT
-from .reductions import normalize_axis
-from .shape import reshape
+from .shape import normalize_axis, reshape
 
 SlogdetResult = collections.namedtuple("SlogdetResult", ["sign", "logabsdet"])
 EighResult = collections.namedtuple("EighResult", ["eigenvalues", "eigenvectors"])

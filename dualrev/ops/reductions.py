@@ -9,20 +9,7 @@ import numpy as np
 import scipy.special as sp
 
 from ..registry import REDUCTION, Teaching, defop, register_numpy, shape_of
-from .shape import broadcast_to, concatenate, getitem, reshape
-
-
-def normalize_axis(axis, ndim):
-    """``axis`` (None, int or tuple) as a sorted tuple of negative ints."""
-    if axis is None:
-        return tuple(range(-ndim, 0))
-    axes = (int(axis),) if isinstance(axis, (int, np.integer)) else tuple(map(int, axis))
-    for a in axes:
-        if not -ndim <= a < ndim:
-            raise np.exceptions.AxisError(a, ndim)
-    if len(axes) == 1:
-        return (axes[0] % ndim - ndim,)
-    return tuple(sorted({a % ndim - ndim for a in axes}))
+from .shape import broadcast_to, concatenate, getitem, normalize_axis, reshape
 
 
 def keepdims_shape(shape, axis):

@@ -336,6 +336,7 @@ def np_getitem(x, index):
 
 def _axis_index(ndim, axis, item):
     """An index tuple that applies ``item`` along ``axis`` and keeps the rest."""
+    axis %= ndim
     return (slice(None),) * axis + (item,) + (slice(None),) * (ndim - axis - 1)
 
 
@@ -346,16 +347,27 @@ def _take_along(a, axis, indices):
     return getitem(a, index=_axis_index(ndim, axis, np.asarray(indices, dtype=np.intp)))
 
 
-def _axes_tuple(axis, ndim):
+def normalize_axis(axis, ndim, *, ordered=False):
+    """``axis`` (None, an int or a sequence of ints) as a tuple of negative
+    axes, each checked against ``ndim`` (``AxisError`` if out of range).
+
+    By default the axes are sorted and distinct (reductions); ``ordered=True``
+    keeps them as given, repeats included (``flip``, ``roll``).
+    """
     if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    return tuple(int(ax) % ndim for ax in axes)
+        return tuple(range(-ndim, 0))
+    axes = (int(axis),) if isinstance(axis, (int, np.integer)) else tuple(map(int, axis))
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise np.exceptions.AxisError(a, ndim)
+    if ordered or len(axes) == 1:
+        return tuple(a % ndim - ndim for a in axes)
+    return tuple(sorted({a % ndim - ndim for a in axes}))
 
 
 def flip(m, axis=None):
     index = [slice(None)] * len(shape_of(m))
-    for ax in _axes_tuple(axis, len(shape_of(m))):
+    for ax in normalize_axis(axis, len(shape_of(m)), ordered=True):
         index[ax] = slice(None, None, -1)
     return getitem(m, index=tuple(index))
 
@@ -372,7 +384,7 @@ def roll(a, shift, axis=None):
     if axis is None:
         return reshape(roll(ravel(a), shift, 0), shape=shape_of(a))
     shape = shape_of(a)
-    axes = _axes_tuple(axis, len(shape))
+    axes = normalize_axis(axis, len(shape), ordered=True)
     shifts = np.broadcast_to(shift, (len(axes),))
     for ax, s in zip(axes, shifts):
         a = _take_along(a, ax, np.roll(np.arange(shape[ax]), int(s)))
