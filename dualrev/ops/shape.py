@@ -296,9 +296,14 @@ def is_basic_index(index):
     """Is ``index`` (a tuple) NumPy basic indexing: integers (not booleans),
     slices, None and Ellipsis only? Such an index selects a view and never
     repeats an element."""
-    return isinstance(index, tuple) and all(
-        isinstance(i, (int, np.integer, slice, type(None))) and not isinstance(i, bool)
-        or i is Ellipsis for i in index)
+    if index.__class__ is not tuple:
+        return False
+    for i in index:  # on the sweep's hot path (x[i] in a loop): exact types first
+        if i.__class__ is int or i.__class__ is slice or i is None or i is Ellipsis:
+            continue
+        if not isinstance(i, np.integer):
+            return False
+    return True
 
 
 def _strip_index(i):
