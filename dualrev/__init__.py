@@ -5,6 +5,7 @@ differentiate it in either direction; compose the directions for
 Hessian-vector products.
 """
 
+from . import ops  # noqa: F401  (first: fills the registry, gives traced values methods)
 from .api import (choose_mode, derivative, grad, jacfwd, jacobian, jacrev, jvp,
                   stop_gradient, value_and_grad, vjp)
 from .hvp import HVPOperator, hessian, hvp, hvp_operator, value_grad_hvp

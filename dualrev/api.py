@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from .costmodel import predict_jacobian_mode, tape_cost
+from .costmodel import default_chunk_size, predict_jacobian_mode, tape_cost
 from .forward import ForwardTrace
 from .numpy_dispatch import TracedArray
 from .registry import Tracer, shape_of
@@ -393,7 +393,7 @@ def jacfwd(f, argnums=0, chunk_size=None):
         nums, multiple, leaves, treedef = _select(args, argnums)
         sizes = [int(np.prod(shape_of(x))) for x in leaves]
         n = sum(sizes)
-        chunk = chunk_size or max(1, min(n, (1 << 22) // max(n, 1)))
+        chunk = chunk_size or default_chunk_size(n)
         offsets = np.cumsum([0] + sizes)
         blocks = None
         for start in range(0, n, chunk):

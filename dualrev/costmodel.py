@@ -12,16 +12,16 @@ is :data:`dualrev.hvp.HVP_MODES`.
 The cost model
 --------------
 Machine independent: it counts, it never times. Each record of the tape is
-one primitive; its floating-point operations follow :data:`FLOP_MODEL`:
+one primitive; its floating-point operations are its op's ``flops`` rule
+(declared with the op, ``defop(flops=...)``; :data:`FLOP_MODEL` collects them):
 
 ==============  ==========================================  ======================
 family          ops                                         flops of one record
 ==============  ==========================================  ======================
-elementwise     add, multiply, sin, tanh, where, ... (any   output size
-                op not listed below)
+elementwise     add, multiply, sin, tanh, where, ...         output size
 matmul          matmul                                      ``2 * m * k * n``
 einsum          einsum                                      2 per index-space point
-reduction       sum, amax, amin, prod, cumsum, cumprod,     input size
+reduction       sum, amax, amin, prod, cumsum,              input size
                 logsumexp
 shape/indexing  reshape, transpose, broadcast_to,           0
                 concatenate, getitem, untake, ...
@@ -46,14 +46,15 @@ whose ``n`` directions share one pass, still wins somewhat past ``n = m``
 when the arrays are small.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .registry import shape_of
+from .registry import OPS, shape_of
 
 __all__ = ["TapeCost", "tape_cost", "flops_of", "forward_passes", "jacobian_costs",
-           "predict_jacobian_mode", "FLOP_MODEL", "DISPATCH_FLOPS", "HVPWork",
+           "predict_jacobian_mode", "default_chunk_size", "FLOP_MODEL", "DISPATCH_FLOPS", "HVPWork",
            "forward_over_reverse_cost", "reverse_over_reverse_cost",
            "reverse_over_forward_cost", "finite_difference_cost"]
 
@@ -66,68 +67,25 @@ def _size(x):
     return int(np.prod(shape_of(x)))
 
 
-def _elementwise(vals, params, out):
-    return _size(out)
+class _FlopModel(Mapping):
+    """Op name -> its flops rule ``flops(out, *args, **params)`` (``Op.flops``),
+    read live from the registry."""
+
+    def __getitem__(self, name):
+        return OPS[name].flops
+
+    def __iter__(self):
+        return iter(list(OPS))
+
+    def __len__(self):
+        return len(OPS)
 
 
-def _matmul(vals, params, out):
-    a = shape_of(vals[0])
-    return 2 * _size(out) * (a[-1] if a else 1)
-
-
-def _einsum(vals, params, out):
-    """Two flops per point of the full index space, as a two-operand contraction."""
-    sizes = {}
-    for letters, x in zip(params["inputs"], vals):
-        sizes.update(zip(letters, shape_of(x)))
-    return 2 * int(np.prod(list(sizes.values()) or [1]))
-
-
-def _reduction(vals, params, out):
-    return _size(vals[0])
-
-
-def _free(vals, params, out):
-    return 0
-
-
-def _cubic(factor):
-    def linalg(vals, params, out):
-        a = shape_of(vals[0])
-        n = a[-1] if a else 1
-        batch = _size(vals[0]) // max(n * n, 1)
-        return int(factor * n ** 3 * max(batch, 1))
-    linalg.__name__ = f"cubic_{factor}"
-    return linalg
-
-
-def _solve(vals, params, out):
-    a = shape_of(vals[0])
-    n = a[-1] if a else 1
-    rhs = _size(vals[1]) // max(n, 1) if len(vals) > 1 else 1
-    return int(2 / 3 * n ** 3 + 2 * n * n * rhs)
-
-
-#: family -> (op names, flops of one record as ``rule(vals, params, out)``).
-#: Ops not named here count as elementwise. Linear-algebra entries are the
+#: Op name -> flops of one call, ``rule(out, *args, **params)``: each op
+#: declares its own (``defop(flops=...)``); linear-algebra ops use the
 #: textbook estimates for LU (solve, det), inversion, Cholesky and the
 #: symmetric eigensolver.
-FLOP_MODEL = {
-    "matmul": ({"matmul", "dot", "tensordot"}, _matmul),
-    "einsum": ({"einsum"}, _einsum),
-    "reduction": ({"sum", "amax", "amin", "prod", "cumsum", "cumprod", "logsumexp",
-                   "mean", "max", "min"}, _reduction),
-    "shape": ({"reshape", "transpose", "broadcast_to", "concatenate", "getitem",
-               "untake", "squeeze", "expand_dims", "take", "flip", "roll", "pad", "tile",
-               "repeat"}, _free),
-    "linalg": ({"solve"}, _solve),
-    "linalg-lu": ({"det", "slogdet", "logabsdet", "lu"}, _cubic(2 / 3)),
-    "linalg-inv": ({"inv"}, _cubic(2)),
-    "linalg-cholesky": ({"cholesky"}, _cubic(1 / 3)),
-    "linalg-eigh": ({"eigh", "eigvalsh", "eigvecs", "svd"}, _cubic(9)),
-}
-
-_RULE_OF = {name: rule for names, rule in FLOP_MODEL.values() for name in names}
+FLOP_MODEL = _FlopModel()
 
 
 def flops_of(record):
@@ -135,8 +93,8 @@ def flops_of(record):
 
     Parameters
     ----------
-    record : tuple
-        ``(op, vals, params, out, parents)`` from ``Tape().records``.
+    record : dualrev.reverse.Record
+        ``(op, args, params, out, parents)``, as a tape yields them.
 
     Returns
     -------
@@ -152,11 +110,11 @@ def flops_of(record):
     >>> from dualrev.reverse import Tape
     >>> tape = Tape()
     >>> _ = tape.input(np.ones((2, 3))) @ np.ones((3, 4))
-    >>> flops_of(tape.records[1])  # 2 * m * k * n
+    >>> flops_of(tape.record(1))  # 2 * m * k * n
     48
     """
-    op, vals, params, out, parents = record
-    return _RULE_OF.get(op.name, _elementwise)(vals, params, out)
+    op, args, params, out, _ = record
+    return op.flops(out, *args, **params)
 
 
 @dataclass
@@ -213,24 +171,28 @@ def tape_cost(tape):
     (2, 20)
     """
     cost = TapeCost()
-    for record in tape.records:
-        if record is None:
-            continue
+    for record in tape:
         flops = flops_of(record)
-        name = record[0].name
+        name = record.op.name
         cost.ops += 1
         cost.flops += flops
-        cost.deriv_flops += flops * len(record[4])
-        cost.rule_calls += len(record[4])
+        cost.deriv_flops += flops * len(record.parents)
+        cost.rule_calls += len(record.parents)
         cost.by_op[name] = cost.by_op.get(name, 0) + 1
     return cost
+
+
+def default_chunk_size(n):
+    """Directions that :func:`~dualrev.jacfwd` pushes together for ``n``
+    inputs: all of them, unless ``n * n`` tangent entries would pass ``2**22``."""
+    return max(1, min(n, (1 << 22) // max(n, 1)))
 
 
 def forward_passes(n):
     """Batched passes ``jacfwd`` makes for ``n`` directions (its chunking)."""
     if n == 0:
         return 0
-    chunk = max(1, min(n, (1 << 22) // n))
+    chunk = default_chunk_size(n)
     return -(-n // chunk)
 
 

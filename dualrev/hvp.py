@@ -89,11 +89,11 @@ class GradRecording:
         self.inputs = [node.index for node in nodes]
         g_leaves = flatten(g)[0]
         self.grad_index = [self.tape.index_of(gl) for gl in g_leaves]
-        self.value = self._plain(value)
-        self.grad_leaves = [self._plain(gl) for gl in g_leaves]
+        self.value = self._recorded_value(value)
+        self.grad_leaves = [self._recorded_value(gl) for gl in g_leaves]
         self._replay = None
 
-    def _plain(self, y):
+    def _recorded_value(self, y):
         """``y`` with this tape's derivative dropped (its recorded value)."""
         return y.value if self.tape.index_of(y) is not None else y
 
@@ -119,7 +119,7 @@ class GradRecording:
         """
         wanted = [i for i in self.grad_index if i is not None]
         if wanted and self._replay is None:
-            self._replay = _ancestors_only(self.tape, wanted)
+            self._replay = self.tape.pruned(wanted)
         tans = self._replay.forward(dict(zip(self.inputs, v_leaves)), wanted) if wanted else []
         by_index = dict(zip(wanted, tans))
         return [np.zeros(batch + shape_of(x)) if by_index.get(i) is None
@@ -129,27 +129,6 @@ class GradRecording:
     def product(self, v_leaves, mode):
         """``H v`` by the operator sweep of ``mode`` (see :data:`HVP_MODES`)."""
         return HVP_MODES[mode].sweep(self, v_leaves)
-
-
-def _ancestors_only(tape, wanted):
-    """A tape holding only the records that ``wanted`` depends on.
-
-    The recording of ``grad f`` also holds the ops that lead from ``x`` to
-    the value of ``f`` alone (the last squares and the sum of a least-squares
-    loss): a forward replay of the gradient skips them. The records are
-    shared, not copied.
-    """
-    records = tape.records
-    needed = [False] * len(records)
-    for i in wanted:
-        needed[i] = True
-    for i in range(max(wanted), -1, -1):
-        if needed[i] and records[i] is not None:
-            for _, parent in records[i][4]:
-                needed[parent] = True
-    pruned = Tape()
-    pruned.records = [r if keep else None for r, keep in zip(records, needed)]
-    return pruned
 
 
 # ---- one-shot products ---------------------------------------------------------

@@ -19,12 +19,15 @@ applied to traced values is itself traced: that is what makes every
 derivative differentiable again.
 """
 
-import itertools
+import dataclasses
 
 import numpy as np
 
-__all__ = ["Op", "defop", "defunary", "defbinary", "defnondiff",
-           "register_numpy", "OPS", "NUMPY_FUNCTIONS"]
+from .core import NO_PARAMS, Tracer, bind, new_level  # noqa: F401  (re-exported)
+
+__all__ = ["Op", "Teaching", "defop", "defunary", "defbinary", "defnondiff",
+           "register_numpy", "OPS", "NUMPY_FUNCTIONS", "ELEMENTWISE", "REDUCTION",
+           "NO_FLOPS", "cubic_flops", "default_flops"]
 
 #: name -> Op, every registered primitive.
 OPS = {}
@@ -32,21 +35,90 @@ OPS = {}
 #: NumPy/SciPy callable -> function of the same signature built from primitives.
 NUMPY_FUNCTIONS = {}
 
-#: The params of an op called without any: shared, never mutated.
-NO_PARAMS = {}
+
+# ---- what an op teaches and what it costs ------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Teaching:
+    """How :func:`dualrev.explain` shows an op; every field is optional.
+
+    Templates name the op's arguments ``{0}``, ``{1}``..., its output ``{o}``,
+    the upstream gradient ``{g}`` and an argument's tangent ``{t}``.
+
+    Attributes
+    ----------
+    short : str
+        Prefix of the names of its stages (``mul`` gives ``mul1``, ``mul2``).
+    display : str
+        The name shown for the op (``sigmoid`` for ``expit``).
+    infix : str
+        The expression of one stage (``"{0} * {1}"``).
+    local : tuple of str
+        Per argument, the local derivative ``d out / d arg`` of an
+        elementwise op (``("{1}", "{0}")`` for multiply).
+    rev, fwd : tuple of str
+        Per argument, the contribution of a non-elementwise op in reverse
+        mode (from ``{g}``) and forward mode (from ``{t}``).
+    gate, fwd_gate : str
+        One sentence on the pattern of its reverse and forward rules.
+    """
+
+    short: str = None
+    display: str = None
+    infix: str = None
+    local: tuple = None
+    rev: tuple = None
+    fwd: tuple = None
+    gate: str = None
+    fwd_gate: str = None
 
 
-def bind(op, *args, **params):
-    """Apply ``op``: the highest-level trace among ``args`` processes it."""
-    trace = None
-    for a in args:
-        if isinstance(a, Tracer):
-            t = a._trace
-            if trace is None or t.level > trace.level:
-                trace = t
-    if trace is None:
-        return op.impl(*args, **params)
-    return trace.process(op, args, params)
+def _size(x):
+    return int(np.prod(getattr(x, "shape", ())))
+
+
+def default_flops(out, *args, **params):
+    """Flops of an op that declares none: the output's size. An op keeping
+    this default has not said what it costs (see :data:`ELEMENTWISE`)."""
+    return _size(out)
+
+
+def elementwise_flops(out, *args, **params):
+    """One flop per output element."""
+    return _size(out)
+
+
+def reduction_flops(out, *args, **params):
+    """One flop per element of the first argument."""
+    return _size(args[0])
+
+
+def no_flops(out, *args, **params):
+    """No arithmetic: shape and indexing ops only move data."""
+    return 0
+
+
+#: Flops rule of an elementwise op, declared: one flop per output element.
+ELEMENTWISE = elementwise_flops
+#: Flops rule of a reduction: one flop per input element.
+REDUCTION = reduction_flops
+#: Flops rule of an op that only moves data.
+NO_FLOPS = no_flops
+
+
+def cubic_flops(factor):
+    """Flops rule ``factor * n**3`` per matrix of a square (batched) first argument.
+
+    The textbook estimates: LU (solve, det) ``2/3``, inversion ``2``,
+    Cholesky ``1/3``, the symmetric eigensolver ``9``.
+    """
+    def cubic(out, *args, **params):
+        a = getattr(args[0], "shape", ())
+        n = a[-1] if a else 1
+        batch = _size(args[0]) // max(n * n, 1)
+        return int(factor * n ** 3 * max(batch, 1))
+    cubic.__name__ = f"cubic_flops_{factor:.3g}"
+    return cubic
 
 
 class Op:
@@ -68,10 +140,20 @@ class Op:
     identity : tuple of int
         Arguments whose rules are the identity when they have the output's
         shape (see :func:`defop`).
+    vjp_add : callable or None
+        In-place VJP of argument 0 for plain arrays (see :func:`defop`).
+    flops : callable
+        ``flops(out, *args, **params)``: floating-point operations of one
+        call, read from shapes only (``args`` and ``out`` may be arrays or
+        shape-and-dtype placeholders). :func:`default_flops` (the output
+        size) when the op declares none.
+    teaching : Teaching or None
+        How :func:`dualrev.explain` shows the op; None when it declares
+        nothing (it is then shown under its name).
     """
 
     __slots__ = ("name", "impl", "jvps", "vjps", "vjp_add", "saves", "drops", "identity",
-                 "doc")
+                 "flops", "teaching", "doc")
 
     def __init__(self, name, impl, jvps, vjps, doc=None):
         self.name = name
@@ -91,6 +173,8 @@ class Op:
         # Arguments whose rules are the identity when they have the output's
         # shape (x in x + c): a tape records nothing then. See defop(identity=).
         self.identity = ()
+        self.flops = default_flops
+        self.teaching = None
         self.doc = doc or getattr(impl, "__doc__", None)
 
     @property
@@ -101,12 +185,6 @@ class Op:
 
     def __repr__(self):
         return f"<dualrev op {self.name}>"
-
-
-class Tracer:
-    """Base of the traced values of every transformation (see numpy_dispatch)."""
-
-    __slots__ = ("_trace",)
 
 
 class PerArgument:
@@ -156,7 +234,8 @@ def _drop_table(saves):
 
 
 def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
-          saves=None, identity=(), numpy=(), doc=None):
+          saves=None, identity=(), vjp_add=None, flops=None, teaching=None,
+          numpy=(), doc=None):
     """Register a differentiable primitive.
 
     Parameters
@@ -189,6 +268,18 @@ def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
         argument has the output's shape (``x`` in ``x + c``). When such an
         argument is the only one traced on a tape, the tape records nothing:
         the output shares the argument's cotangent slot.
+    vjp_add : callable, optional
+        ``vjp_add(buffer, g, out, *args, **params)``: adds the cotangent of
+        argument 0 into the plain array ``buffer`` in place, without
+        materialising it (indexing uses it to stay O(size of g)).
+    flops : callable, optional
+        ``flops(out, *args, **params)``: floating-point operations of one
+        call, computed from shapes only (the cost model of
+        :func:`dualrev.compare` reads it). Default :func:`default_flops`,
+        the output size; an elementwise op says so with
+        :data:`ELEMENTWISE`.
+    teaching : Teaching, optional
+        How :func:`dualrev.explain` shows the op.
     numpy : callable or sequence of callable
         NumPy or SciPy functions (or ufuncs) that this op implements directly,
         with the same signature.
@@ -221,6 +312,8 @@ def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
         op.saves = tuple(tuple(s) for s in saves)
         op.drops = _drop_table(op.saves)
     op.identity = tuple(identity)
+    op.vjp_add = vjp_add
+    _describe(op, flops, teaching)
     op.vjps = _as_rules(vjp, nargs)
     op.jvps = _as_rules(jvp, nargs)
     if linear:
@@ -238,7 +331,16 @@ def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
     return op
 
 
-def defnondiff(name, impl, *, numpy=(), doc=None):
+def _describe(op, flops, teaching):
+    if flops is not None:
+        op.flops = flops
+    if teaching is not None and not isinstance(teaching, Teaching):
+        raise TypeError(f"op {op.name!r}: teaching= must be a dualrev.registry.Teaching, "
+                        f"not {type(teaching).__name__}")
+    op.teaching = teaching
+
+
+def defnondiff(name, impl, *, flops=ELEMENTWISE, numpy=(), doc=None):
     """Register a non-differentiable primitive (comparison, floor, argmax...).
 
     Its output never carries a derivative: traced inputs are read for their
@@ -251,6 +353,9 @@ def defnondiff(name, impl, *, numpy=(), doc=None):
         Unique name of the op.
     impl : callable
         ``impl(*arrays, **params)`` computing the op on plain NumPy values.
+    flops : callable
+        As in :func:`defop`; :data:`ELEMENTWISE` by default (comparisons,
+        rounding).
     numpy : callable or sequence of callable
         NumPy or SciPy functions (or ufuncs) that this op implements directly.
     doc : str, optional
@@ -279,6 +384,7 @@ def defnondiff(name, impl, *, numpy=(), doc=None):
     if name in OPS:
         raise ValueError(f"an op named {name!r} is already registered")
     op = Op(name, impl, None, None, doc)
+    _describe(op, flops, None)
     OPS[name] = op
     register_numpy(numpy, op)
     return op
@@ -392,7 +498,8 @@ def promote_tangent(t, x, ndim):
     return t
 
 
-def defunary(name, impl, deriv, *, reads=("x", "out"), numpy=(), doc=None):
+def defunary(name, impl, deriv, *, reads=("x", "out"), flops=ELEMENTWISE, teaching=None,
+             numpy=(), doc=None):
     """Register an elementwise op ``out = impl(x)`` from its local derivative.
 
     Both rules follow from the local derivative: ``jvp = t * deriv`` and
@@ -411,6 +518,10 @@ def defunary(name, impl, deriv, *, reads=("x", "out"), numpy=(), doc=None):
     reads : str or sequence of str
         Which of ``"x"`` and ``"out"`` ``deriv`` reads; the tape keeps only
         those (``exp`` needs only ``"out"``).
+    flops : callable
+        As in :func:`defop`; :data:`ELEMENTWISE` by default.
+    teaching : Teaching, optional
+        As in :func:`defop`; its ``local`` is the text of ``deriv``.
     numpy : callable or sequence of callable
         NumPy or SciPy functions (or ufuncs) that this op implements directly.
     doc : str, optional
@@ -445,10 +556,12 @@ def defunary(name, impl, deriv, *, reads=("x", "out"), numpy=(), doc=None):
     jvp.__name__, vjp.__name__ = f"{name}_jvp", f"{name}_vjp"
     saves = (tuple(0 if r == "x" else "out" for r in ((reads,) if isinstance(reads, str)
                                                        else reads)),)
-    return defop(name, impl, nargs=1, jvp=jvp, vjp=vjp, saves=saves, numpy=numpy, doc=doc)
+    return defop(name, impl, nargs=1, jvp=jvp, vjp=vjp, saves=saves, flops=flops,
+                 teaching=teaching, numpy=numpy, doc=doc)
 
 
-def defbinary(name, impl, dx, dy, *, saves=None, numpy=(), doc=None):
+def defbinary(name, impl, dx, dy, *, saves=None, flops=ELEMENTWISE, teaching=None,
+              numpy=(), doc=None):
     """Register a broadcasting elementwise op ``out = impl(x, y)``.
 
     The rules multiply the local partial derivatives with the tangent or
@@ -468,6 +581,10 @@ def defbinary(name, impl, dx, dy, *, saves=None, numpy=(), doc=None):
         they get; ``None`` for an argument that is not differentiable.
     saves : sequence of sequence, optional
         As in :func:`defop`: per argument, the values its rules read.
+    flops : callable
+        As in :func:`defop`; :data:`ELEMENTWISE` by default.
+    teaching : Teaching, optional
+        As in :func:`defop`; its ``local`` is the text of ``dx`` and ``dy``.
     numpy : callable or sequence of callable
         NumPy or SciPy functions (or ufuncs) that this op implements directly.
     doc : str, optional
@@ -514,18 +631,4 @@ def defbinary(name, impl, dx, dy, *, saves=None, numpy=(), doc=None):
 
     (jx, vx), (jy, vy) = make(dx, 0), make(dy, 1)
     return defop(name, impl, nargs=2, jvp=(jx, jy), vjp=(vx, vy),
-                 saves=saves, numpy=numpy, doc=doc)
-
-
-_level_counter = itertools.count(1)
-
-
-def new_level():
-    """A fresh trace level, higher than every level handed out before.
-
-    A transformation that starts inside another one always starts later, so
-    its level is higher: ``bind`` lets the innermost transformation process
-    an op first, and a tracer only answers to its own level, which keeps
-    nested derivatives apart (no perturbation confusion).
-    """
-    return next(_level_counter)
+                 saves=saves, flops=flops, teaching=teaching, numpy=numpy, doc=doc)

@@ -14,10 +14,21 @@ the rules that run during a sweep are recorded by that outer transformation:
 the backward pass is itself on a tape, and can be differentiated again.
 """
 
+from collections import namedtuple
+
 import numpy as np
 
 from .numpy_dispatch import Indexable, TracedArray
 from .registry import NO_PARAMS, Tracer, bind, new_level, shape_of
+
+#: The fields of a tape record, named once. On the hot path a record is a
+#: plain tuple in this order; :meth:`Tape.__iter__` and :meth:`Tape.record`
+#: hand out the named form to every other module.
+Record = namedtuple("Record", ["op", "args", "params", "out", "parents"])
+Record.__doc__ = """One recorded primitive: ``op`` applied to ``args`` (values, or
+:class:`Dropped` placeholders of those its rules do not read) with ``params``
+gave ``out``; ``parents`` lists ``(argument position, tape index)`` of each
+differentiated argument."""
 
 _new = object.__new__
 FLOAT64 = np.dtype(np.float64)
@@ -176,6 +187,41 @@ class Tape:
             vals, out = _saved(op.drops, parents, vals, out)
         records.append((op, vals, NO_PARAMS, out, parents))
         return node
+
+    def __iter__(self):
+        """The records in execution order, as named :class:`Record` tuples
+        (input nodes and pruned records are skipped); see :meth:`items`."""
+        return (record for _, record in self.items())
+
+    def items(self):
+        """``(index, Record)`` of every record, in execution order."""
+        for i, record in enumerate(self.records):
+            if record is not None:
+                yield i, Record._make(record)
+
+    def record(self, index):
+        """The record at ``index`` as a :class:`Record`; None for an input."""
+        record = self.records[index]
+        return None if record is None else Record._make(record)
+
+    def pruned(self, wanted):
+        """A tape holding only the records that the indices ``wanted`` depend on.
+
+        The other positions hold ``None``; the records are shared, not copied.
+        A forward replay (:meth:`forward`) of the pruned tape skips the work
+        that leads to nothing in ``wanted``.
+        """
+        records = self.records
+        needed = [False] * len(records)
+        for i in wanted:
+            needed[i] = True
+        for i in range(max(wanted, default=-1), -1, -1):
+            if needed[i] and records[i] is not None:
+                for _, parent in records[i][4]:
+                    needed[parent] = True
+        pruned = Tape(self.keep_all)
+        pruned.records = [r if keep else None for r, keep in zip(records, needed)]
+        return pruned
 
     def index_of(self, x):
         """The tape position of ``x``, or None if it is not on this tape."""

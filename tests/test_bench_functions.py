@@ -1,5 +1,5 @@
 """benchmarks/benchmarks/bench_functions.py times every spec of the coverage
-block of tests/op_specs.py: each one sets up and runs once."""
+block of dualrev/testing/op_specs.py: each one sets up and runs once."""
 
 import subprocess
 import sys
@@ -9,7 +9,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 SCRIPT = """
 import benchmarks.bench_functions as b
-from op_specs import COVERAGE_SPECS
+from dualrev.testing.op_specs import COVERAGE_SPECS
 bench = b.Functions()
 for name in bench.params[0]:
     bench.setup(name)

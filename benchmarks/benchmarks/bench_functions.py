@@ -1,24 +1,18 @@
 """The NumPy functions built as composites (np.average, np.median, np.interp,
 np.linalg.norm of every ord...) and the decompositions, FFT and complex
 parts: a VJP and a JVP of each spec of ``COVERAGE_SPECS`` in
-``tests/op_specs.py``, on that spec's largest shape case.
+``dualrev/testing/op_specs.py``, on that spec's largest shape case.
 
 ``bench_ops.py`` times each primitive through one spec; a composite reaches
 several primitives, so each calling convention is timed here on its own.
 """
 
-import os
-import sys
-
 import numpy as np
 
 import dualrev
+from dualrev.testing.op_specs import COVERAGE_SPECS
 
 from .common import rng
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                "tests"))
-from op_specs import COVERAGE_SPECS  # noqa: E402
 
 SPECS = {spec.name: spec for spec in COVERAGE_SPECS}
 

@@ -1,7 +1,7 @@
 """Every registered primitive: a reverse (VJP) and a forward (JVP) pass of each
 differentiable op, the forward value of each non-differentiable one.
 
-The inputs come from the op specs the test suite runs (``tests/op_specs.py``):
+The inputs come from the op specs the test suite runs (``dualrev.testing.op_specs``):
 for each op of ``dualrev.OPS``, its main spec, on that spec's largest shape
 case, drawn from its domain. The inputs are small, so the figures are the
 per-op cost of dispatch, recording, sweeping and pushing a tangent. Like
@@ -9,18 +9,12 @@ numpy's ``bench_ufunc.py``, importing this module fails when a registered op
 (differentiable or not) has no spec: a new op must come with one.
 """
 
-import os
-import sys
-
 import numpy as np
 
 import dualrev
+from dualrev.testing.op_specs import SPECS
 
 from .common import rng
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                "tests"))
-from op_specs import SPECS  # noqa: E402
 
 
 def differentiable_ops():
@@ -46,7 +40,7 @@ SPEC_OF = _main_specs()
 
 _missing = sorted(set(dualrev.OPS) - set(SPEC_OF))
 if _missing:
-    raise RuntimeError(f"no op spec (tests/op_specs.py) to benchmark the registered "
+    raise RuntimeError(f"no op spec (dualrev/testing/op_specs.py) to benchmark the registered "
                        f"op(s) {_missing}: add one")
 
 

@@ -11,11 +11,16 @@ import operator
 
 import numpy as np
 
-from ..registry import defbinary, defnondiff, defop, fit_tangent, shape_of, unbroadcast
+from ..registry import (ELEMENTWISE, Teaching, defbinary, defnondiff, defop, fit_tangent,
+                        shape_of, unbroadcast)
 
 
-def add_jvp(t, out, x, y):
+def add_jvp_x(t, out, x, y):
     return fit_tangent(t, x, out)
+
+
+def add_jvp_y(t, out, x, y):
+    return fit_tangent(t, y, out)
 
 
 def add_vjp_x(g, out, x, y):
@@ -28,8 +33,12 @@ def add_vjp_y(g, out, x, y):
     return g if getattr(g, "shape", ()) == shape else unbroadcast(g, shape)
 
 
-add = defop("add", operator.add, nargs=2, jvp=(add_jvp, lambda t, out, x, y: fit_tangent(t, y, out)),
+add = defop("add", operator.add, nargs=2, jvp=(add_jvp_x, add_jvp_y),
             vjp=(add_vjp_x, add_vjp_y), saves=((), ()), identity=(0, 1), numpy=np.add,
+            flops=ELEMENTWISE,
+            teaching=Teaching(short="add", infix="{0} + {1}", local=("1", "1"),
+                              gate="add distributes: both inputs get the gradient unchanged",
+                              fwd_gate="add: the tangents add"),
             doc="x + y. The add gate: the cotangent is distributed unchanged.")
 
 
@@ -42,8 +51,22 @@ def subtract_vjp_y(g, out, x, y):
 
 
 subtract = defop("subtract", operator.sub, nargs=2,
-                 jvp=(add_jvp, subtract_jvp_y), vjp=(add_vjp_x, subtract_vjp_y),
-                 saves=((), ()), identity=(0,), numpy=np.subtract, doc="x - y.")
+                 jvp=(add_jvp_x, subtract_jvp_y), vjp=(add_vjp_x, subtract_vjp_y),
+                 saves=((), ()), identity=(0,), numpy=np.subtract, flops=ELEMENTWISE,
+                 teaching=Teaching(
+                     short="sub", infix="{0} - {1}", local=("1", "-1"),
+                     gate="subtract distributes, with a minus sign for the second input",
+                     fwd_gate="subtract: the tangents subtract"),
+                 doc="x - y.")
+
+
+def multiply_jvp_x(t, out, x, y):
+    return fit_tangent(t, x, out) * y
+
+
+def multiply_jvp_y(t, out, x, y):
+    return x * fit_tangent(t, y, out)
+
 
 def multiply_vjp_x(g, out, x, y):
     c = g * y
@@ -58,28 +81,54 @@ def multiply_vjp_y(g, out, x, y):
 
 
 multiply = defop("multiply", operator.mul, nargs=2,
-                 jvp=(lambda t, out, x, y: fit_tangent(t, x, out) * y,
-                      lambda t, out, x, y: x * fit_tangent(t, y, out)),
-                 vjp=(multiply_vjp_x, multiply_vjp_y),
-                 saves=((1,), (0,)), numpy=np.multiply,
+                 jvp=(multiply_jvp_x, multiply_jvp_y), vjp=(multiply_vjp_x, multiply_vjp_y),
+                 saves=((1,), (0,)), numpy=np.multiply, flops=ELEMENTWISE,
+                 teaching=Teaching(
+                     short="mul", infix="{0} * {1}", local=("{1}", "{0}"),
+                     gate="multiply swaps: each input gets the other input times the gradient",
+                     fwd_gate="multiply: product rule, x' y + x y'"),
                  doc="x * y. The multiply gate: each input gets the cotangent times "
                      "the other input (the inputs swap).")
 
-negative = defop("negative", operator.neg, jvp=lambda t, out, x: -t,
-                 vjp=lambda g, out, x: -g, saves=((),), numpy=np.negative, doc="-x.")
+def negative_rule(s, out, x):
+    """The JVP and the VJP of -x: the tangent or cotangent, negated."""
+    return -s
+
+
+negative = defop("negative", operator.neg, jvp=negative_rule, vjp=negative_rule,
+                 saves=((),), numpy=np.negative, flops=ELEMENTWISE,
+                 teaching=Teaching(short="neg", infix="-{0}", local=("-1",)), doc="-x.")
 
 
 def divide_dy(x, y, out):
     return -out / y
 
 
-# d/dx applied as g / y: one pass, where g * (1 / y) would take two.
+# d/dx applied as t / y and g / y: one pass, where g * (1 / y) would take two.
+def divide_jvp_x(t, out, x, y):
+    return fit_tangent(t, x, out) / y
+
+
+def divide_jvp_y(t, out, x, y):
+    return fit_tangent(t, y, out) * divide_dy(x, y, out)
+
+
+def divide_vjp_x(g, out, x, y):
+    return unbroadcast(g / y, shape_of(x))
+
+
+def divide_vjp_y(g, out, x, y):
+    return unbroadcast(g * divide_dy(x, y, out), shape_of(y))
+
+
 divide = defop("divide", operator.truediv, nargs=2,
-               jvp=(lambda t, out, x, y: fit_tangent(t, x, out) / y,
-                    lambda t, out, x, y: fit_tangent(t, y, out) * divide_dy(x, y, out)),
-               vjp=(lambda g, out, x, y: unbroadcast(g / y, shape_of(x)),
-                    lambda g, out, x, y: unbroadcast(g * divide_dy(x, y, out), shape_of(y))),
-               saves=((1,), (1, "out")), numpy=np.true_divide, doc="x / y.")
+               jvp=(divide_jvp_x, divide_jvp_y), vjp=(divide_vjp_x, divide_vjp_y),
+               saves=((1,), (1, "out")), numpy=np.true_divide, flops=ELEMENTWISE,
+               teaching=Teaching(short="div", infix="{0} / {1}",
+                                 local=("(1 / {1})", "(-{0} / {1}**2)"),
+                                 gate="divide: d(a/b) = 1/b da - a/b**2 db",
+                                 fwd_gate="divide: quotient rule"),
+               doc="x / y.")
 
 
 def times_power_dx(s, x, y):
@@ -100,12 +149,29 @@ def power_dy(x, y, out):
     return out * np.log(safe_x)
 
 
+def power_jvp_x(t, out, x, y):
+    return times_power_dx(fit_tangent(t, x, out), x, y)
+
+
+def power_jvp_y(t, out, x, y):
+    return fit_tangent(t, y, out) * power_dy(x, y, out)
+
+
+def power_vjp_x(g, out, x, y):
+    return unbroadcast(times_power_dx(g, x, y), shape_of(x))
+
+
+def power_vjp_y(g, out, x, y):
+    return unbroadcast(g * power_dy(x, y, out), shape_of(y))
+
+
 power = defop("power", operator.pow, nargs=2,
-              jvp=(lambda t, out, x, y: times_power_dx(fit_tangent(t, x, out), x, y),
-                   lambda t, out, x, y: fit_tangent(t, y, out) * power_dy(x, y, out)),
-              vjp=(lambda g, out, x, y: unbroadcast(times_power_dx(g, x, y), shape_of(x)),
-                   lambda g, out, x, y: unbroadcast(g * power_dy(x, y, out), shape_of(y))),
-              saves=((0, 1), (0, 1, "out")), numpy=np.power,
+              jvp=(power_jvp_x, power_jvp_y), vjp=(power_vjp_x, power_vjp_y),
+              saves=((0, 1), (0, 1, "out")), numpy=np.power, flops=ELEMENTWISE,
+              teaching=Teaching(short="pow", infix="{0}**{1}",
+                                local=("({1} * {0}**({1} - 1))", "({o} * log({0}))"),
+                                gate="power: d(a**c) = c a**(c-1) da",
+                                fwd_gate="power: c a**(c-1) a'"),
               doc="x ** y. d/dy is taken as 0 where x == 0.")
 
 
@@ -138,10 +204,18 @@ def minimum_dy(x, y, out):
 
 maximum = defbinary("maximum", np.maximum, maximum_dx, maximum_dy,
                     saves=((0, 1), (0, 1)), numpy=np.maximum,
+                    teaching=Teaching(
+                        short="max", local=("({0} > {1})", "({0} <= {1})"),
+                        gate="max routes: the larger input gets the whole gradient, the other 0",
+                        fwd_gate="max: the larger input's tangent passes"),
                     doc="Elementwise max. The max gate routes the cotangent to the "
                         "larger input; at a tie it goes to the second argument.")
 minimum = defbinary("minimum", np.minimum, minimum_dx, minimum_dy,
                     saves=((0, 1), (0, 1)), numpy=np.minimum,
+                    teaching=Teaching(
+                        short="min", local=("({0} < {1})", "({0} >= {1})"),
+                        gate="min routes: the smaller input gets the whole gradient, the other 0",
+                        fwd_gate="min: the smaller input's tangent passes"),
                     doc="Elementwise min; at a tie the cotangent goes to the second argument.")
 
 
@@ -174,6 +248,14 @@ def where_jvp(t, out, cond, x, y, pos):
     return np.where(cond, t, 0 * t) if pos == 1 else np.where(cond, 0 * t, t)
 
 
+def where_jvp_x(t, out, cond, x, y):
+    return where_jvp(t, out, cond, x, y, 1)
+
+
+def where_jvp_y(t, out, cond, x, y):
+    return where_jvp(t, out, cond, x, y, 2)
+
+
 def where_vjp_x(g, out, cond, x, y):
     return unbroadcast(np.where(cond, g, 0.0), shape_of(x))
 
@@ -192,9 +274,9 @@ computed everywhere, and the branch not taken still passes ``0 * sqrt'(0)
 """
 
 where = defop("where", np.where, nargs=3,
-              jvp=(None, lambda t, out, c, x, y: where_jvp(t, out, c, x, y, 1),
-                   lambda t, out, c, x, y: where_jvp(t, out, c, x, y, 2)),
+              jvp=(None, where_jvp_x, where_jvp_y),
               vjp=(None, where_vjp_x, where_vjp_y), saves=((), (0,), (0,)), numpy=np.where,
+              flops=ELEMENTWISE,
               doc=WHERE_DOC)
 
 # Derivative zero almost everywhere, or integer/boolean valued.

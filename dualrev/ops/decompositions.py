@@ -18,10 +18,10 @@ import collections
 
 import numpy as np
 
-from ..registry import defop, primal_value, register_numpy, shape_of
-from .linalg import matmul, mT
+from ..registry import cubic_flops, defop, primal_value, register_numpy, shape_of
+from .linalg import mT, np_matmul
 from . import numpy_linalg
-from .numpy_linalg import solve_op
+from .numpy_linalg import solve
 from .shape import broadcast_to, concatenate, getitem, reshape
 
 SVDResult = collections.namedtuple("SVDResult", ["U", "S", "Vh"])
@@ -48,7 +48,7 @@ def _gaps_inverse(w):
 
 def _right_solve(x, r):
     """x @ inv(r)."""
-    return mT(solve_op(mT(r), mT(x)))
+    return mT(solve(mT(r), mT(x)))
 
 
 # ---- triu, tril ------------------------------------------------------------------
@@ -90,7 +90,7 @@ def svdvals_vjp(g, out, a, *, hermitian):
 
 svdvals = defop("svdvals", lambda a, *, hermitian: np.linalg.svd(
     a, compute_uv=False, hermitian=hermitian), jvp=svdvals_jvp, vjp=svdvals_vjp,
-    doc="Singular values, descending: ds_k = u_k^T da v_k.")
+    flops=cubic_flops(9), doc="Singular values, descending: ds_k = u_k^T da v_k.")
 
 
 def svd_u_jvp(t, out, a, *, hermitian):
@@ -113,7 +113,7 @@ def svd_u_vjp(g, out, a, *, hermitian):
 
 svd_u = defop("svd_u", lambda a, *, hermitian: _svd_factors(a, hermitian)[0],
               jvp=svd_u_jvp, vjp=svd_u_vjp,
-              doc="Left singular vectors U (thin SVD, columns); see the module "
+              flops=cubic_flops(9), doc="Left singular vectors U (thin SVD, columns); see the module "
                   "docstring for repeated singular values.")
 
 
@@ -137,7 +137,7 @@ def svd_vh_vjp(g, out, a, *, hermitian):
 
 svd_vh = defop("svd_vh", lambda a, *, hermitian: _svd_factors(a, hermitian)[2],
                jvp=svd_vh_jvp, vjp=svd_vh_vjp,
-               doc="Right singular vectors Vh (thin SVD, rows); see the module "
+               flops=cubic_flops(9), doc="Right singular vectors Vh (thin SVD, rows); see the module "
                    "docstring for repeated singular values.")
 
 
@@ -186,21 +186,21 @@ def _check_tall(a):
 def qr_q_vjp(g, out, a):
     # (g + Q copyltu(-g^T Q)) R^-T
     r = qr_r(a)
-    return mT(solve_op(r, mT(g + out @ _copyltu(-(mT(g) @ out)))))
+    return mT(solve(r, mT(g + out @ _copyltu(-(mT(g) @ out)))))
 
 
 def qr_r_vjp(g, out, a):
     # Q copyltu(R g^T) R^-T
     q = qr_q(a)
-    return mT(solve_op(out, mT(q @ _copyltu(out @ mT(g)))))
+    return mT(solve(out, mT(q @ _copyltu(out @ mT(g)))))
 
 
 qr_q = defop("qr_q", lambda a: np.linalg.qr(a)[0],
              jvp=lambda t, out, a: _qr_differentials(t, out, qr_r(a))[0], vjp=qr_q_vjp,
-             doc="Q of the reduced QR of a tall matrix (full column rank).")
+             flops=cubic_flops(4 / 3), doc="Q of the reduced QR of a tall matrix (full column rank).")
 qr_r = defop("qr_r", lambda a: np.linalg.qr(a)[1],
              jvp=lambda t, out, a: _qr_differentials(t, qr_q(a), out)[1], vjp=qr_r_vjp,
-             doc="R of the reduced QR of a tall matrix (full column rank).")
+             flops=cubic_flops(4 / 3), doc="R of the reduced QR of a tall matrix (full column rank).")
 
 
 def qr(a, mode="reduced"):
@@ -230,24 +230,24 @@ def _eig_real(a):
 def eigvals_jvp(t, out, a):
     # dw_k = (V^-1 da V)_kk
     v = eigvecs_general(a)
-    return np.sum(mT(solve_op(v, t)) * v, axis=-2)
+    return np.sum(mT(solve(v, t)) * v, axis=-2)
 
 
 def eigvals_vjp(g, out, a):
     # V^-T diag(g) V^T
     v = eigvecs_general(a)
-    return solve_op(mT(v), _column(g) * mT(v))
+    return solve(mT(v), _column(g) * mT(v))
 
 
 eigvals_general = defop("eigvals_general", lambda a: _eig_real(a)[0],
                         jvp=eigvals_jvp, vjp=eigvals_vjp,
-                        doc="Eigenvalues of a general matrix with a real spectrum.")
+                        flops=cubic_flops(25), doc="Eigenvalues of a general matrix with a real spectrum.")
 
 
 def eigvecs_general_jvp(t, out, a):
     # dV = V (F o (V^-1 da V)), then each column kept at unit norm.
     f = _gaps_inverse(eigvals_general(a))
-    w = out @ (f * solve_op(out, t @ out))
+    w = out @ (f * solve(out, t @ out))
     return w - out * np.sum(out * w, axis=-2, keepdims=True)
 
 
@@ -255,12 +255,12 @@ def eigvecs_general_vjp(g, out, a):
     # The adjoint: V^-T (F o (V^T g')) V^T, g' = g - V diag(V^T g).
     f = _gaps_inverse(eigvals_general(a))
     g = g - out * np.sum(out * g, axis=-2, keepdims=True)
-    return solve_op(mT(out), (f * (mT(out) @ g)) @ mT(out))
+    return solve(mT(out), (f * (mT(out) @ g)) @ mT(out))
 
 
 eigvecs_general = defop("eigvecs_general", lambda a: _eig_real(a)[1],
                         jvp=eigvecs_general_jvp, vjp=eigvecs_general_vjp,
-                        doc="Unit eigenvectors (columns) of a general matrix with a real "
+                        flops=cubic_flops(25), doc="Unit eigenvectors (columns) of a general matrix with a real "
                             "spectrum; see the module docstring for repeated eigenvalues.")
 
 register_numpy(np.linalg.eig, lambda a: EigResult(eigvals_general(a), eigvecs_general(a)))
@@ -286,7 +286,7 @@ def pinv_vjp(g, out, a, *, rcond):
 
 pinv_op = defop("pinv", lambda a, *, rcond: np.linalg.pinv(a, rcond=rcond),
                 jvp=pinv_jvp, vjp=pinv_vjp,
-                doc="Moore-Penrose pseudo-inverse; the derivative holds where the "
+                flops=cubic_flops(11), doc="Moore-Penrose pseudo-inverse; the derivative holds where the "
                     "rank is locally constant.")
 
 
@@ -315,9 +315,9 @@ def lstsq(a, b, rcond=None):
     s = svdvals(a, hermitian=False)
     singular = np.asarray(primal_value(s))
     rank = int(np.sum(singular > rcond * singular.max())) if singular.size else 0
-    x = matmul(pinv(a, rcond=rcond), b)
+    x = np_matmul(pinv(a, rcond=rcond), b)
     if rank == n and m > n:
-        r = b - matmul(a, x)
+        r = b - np_matmul(a, x)
         residuals = np.sum(r * r, axis=0)
         if len(shape_of(b)) == 1:
             residuals = reshape(residuals, shape=(1,))

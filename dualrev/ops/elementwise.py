@@ -15,41 +15,45 @@ Non-differentiable points follow one convention, the same in both modes:
 
 import numpy as np
 
-from ..registry import defbinary, defop, defunary
+from ..registry import ELEMENTWISE, Teaching, defbinary, defop, defunary
 
 FLOAT64 = np.dtype(np.float64)
 LN2 = np.log(2.0)
 LN10 = np.log(10.0)
 
 _UNARY = [
-    # name, impl, deriv(x, out), what deriv reads (the tape keeps only that)
-    ("exp", np.exp, lambda x, out: out, "out"),
-    ("expm1", np.expm1, lambda x, out: out + 1, "out"),
-    ("exp2", np.exp2, lambda x, out: out * LN2, "out"),
-    ("log", np.log, lambda x, out: 1 / x, "x"),
-    ("log1p", np.log1p, lambda x, out: 1 / (1 + x), "x"),
-    ("log2", np.log2, lambda x, out: 1 / (x * LN2), "x"),
-    ("log10", np.log10, lambda x, out: 1 / (x * LN10), "x"),
-    ("sqrt", np.sqrt, lambda x, out: 0.5 / out, "out"),
-    ("cbrt", np.cbrt, lambda x, out: 1 / (3 * out ** 2), "out"),
-    ("square", np.square, lambda x, out: 2 * x, "x"),
-    ("reciprocal", np.reciprocal, lambda x, out: -out ** 2, "out"),
-    ("sin", np.sin, lambda x, out: np.cos(x), "x"),
-    ("cos", np.cos, lambda x, out: -np.sin(x), "x"),
-    ("tan", np.tan, lambda x, out: 1 + out ** 2, "out"),
-    ("arcsin", np.arcsin, lambda x, out: 1 / np.sqrt(1 - x ** 2), "x"),
-    ("arccos", np.arccos, lambda x, out: -1 / np.sqrt(1 - x ** 2), "x"),
-    ("arctan", np.arctan, lambda x, out: 1 / (1 + x ** 2), "x"),
-    ("sinh", np.sinh, lambda x, out: np.cosh(x), "x"),
-    ("cosh", np.cosh, lambda x, out: np.sinh(x), "x"),
-    ("tanh", np.tanh, lambda x, out: 1 - out ** 2, "out"),
-    ("arcsinh", np.arcsinh, lambda x, out: 1 / np.sqrt(x ** 2 + 1), "x"),
-    ("arccosh", np.arccosh, lambda x, out: 1 / np.sqrt(x ** 2 - 1), "x"),
-    ("arctanh", np.arctanh, lambda x, out: 1 / (1 - x ** 2), "x"),
+    # name, impl, deriv(x, out), what deriv reads (the tape keeps only that),
+    # deriv as explain's text ({0} the argument, {o} the output; None: unnamed)
+    ("exp", np.exp, lambda x, out: out, "out", "{o}"),
+    ("expm1", np.expm1, lambda x, out: out + 1, "out", "({o} + 1)"),
+    ("exp2", np.exp2, lambda x, out: out * LN2, "out", None),
+    ("log", np.log, lambda x, out: 1 / x, "x", "(1 / {0})"),
+    ("log1p", np.log1p, lambda x, out: 1 / (1 + x), "x", "(1 / (1 + {0}))"),
+    ("log2", np.log2, lambda x, out: 1 / (x * LN2), "x", None),
+    ("log10", np.log10, lambda x, out: 1 / (x * LN10), "x", None),
+    ("sqrt", np.sqrt, lambda x, out: 0.5 / out, "out", "(0.5 / {o})"),
+    ("cbrt", np.cbrt, lambda x, out: 1 / (3 * out ** 2), "out", None),
+    ("square", np.square, lambda x, out: 2 * x, "x", "(2 * {0})"),
+    ("reciprocal", np.reciprocal, lambda x, out: -out ** 2, "out", "(-{o}**2)"),
+    ("sin", np.sin, lambda x, out: np.cos(x), "x", "cos({0})"),
+    ("cos", np.cos, lambda x, out: -np.sin(x), "x", "-sin({0})"),
+    ("tan", np.tan, lambda x, out: 1 + out ** 2, "out", "(1 + {o}**2)"),
+    ("arcsin", np.arcsin, lambda x, out: 1 / np.sqrt(1 - x ** 2), "x", None),
+    ("arccos", np.arccos, lambda x, out: -1 / np.sqrt(1 - x ** 2), "x", None),
+    ("arctan", np.arctan, lambda x, out: 1 / (1 + x ** 2), "x", "(1 / (1 + {0}**2))"),
+    ("sinh", np.sinh, lambda x, out: np.cosh(x), "x", "cosh({0})"),
+    ("cosh", np.cosh, lambda x, out: np.sinh(x), "x", "sinh({0})"),
+    ("tanh", np.tanh, lambda x, out: 1 - out ** 2, "out", "(1 - {o}**2)"),
+    ("arcsinh", np.arcsinh, lambda x, out: 1 / np.sqrt(x ** 2 + 1), "x", None),
+    ("arccosh", np.arccosh, lambda x, out: 1 / np.sqrt(x ** 2 - 1), "x", None),
+    ("arctanh", np.arctanh, lambda x, out: 1 / (1 - x ** 2), "x", None),
 ]
 
-for _name, _impl, _deriv, _reads in _UNARY:
+_SHORT = {"reciprocal": "inv"}  # explain's stage names: inv1, inv2...
+
+for _name, _impl, _deriv, _reads, _local in _UNARY:
     defunary(_name, _impl, _deriv, reads=_reads, numpy=_impl,
+             teaching=Teaching(short=_SHORT.get(_name), local=(_local,)) if _local else None,
              doc=f"Elementwise {_name}; d/dx is the registry's local derivative.")
 
 
@@ -71,6 +75,7 @@ def abs_vjp(g, out, x):
 
 
 defop("abs", np.abs, jvp=abs_jvp, vjp=abs_vjp, saves=((0,),), numpy=np.abs,
+      flops=ELEMENTWISE, teaching=Teaching(local=("sign({0})",)),
       doc="Elementwise absolute value (modulus of a complex value); abs'(0) = 0.")
 
 

@@ -17,7 +17,7 @@ two conjugate ones twice.
 
 import numpy as np
 
-from ..registry import defop, primal_value, register_numpy, shape_of
+from ..registry import ELEMENTWISE, NO_FLOPS, defop, primal_value, register_numpy, shape_of
 from .shape import getitem
 
 
@@ -29,11 +29,13 @@ def is_complex(x):
 # ---- real, imag, conj ----------------------------------------------------------
 
 real_op = defop("real", np.real, linear=(0,), vjp=lambda g, out, z: g, saves=((),),
+                flops=NO_FLOPS,
                 doc="Real part of a complex value; its cotangent is the output's.")
 imag_op = defop("imag", np.imag, linear=(0,), vjp=lambda g, out, z: -1j * g, saves=((),),
+                flops=NO_FLOPS,
                 doc="Imaginary part of a complex value; cotangent -i g (dL = Re(c dz)).")
 conj_op = defop("conj", np.conjugate, linear=(0,), vjp=lambda g, out, z: np.conj(g),
-                saves=((),), doc="Complex conjugate; the cotangent is conjugated.")
+                saves=((),), flops=ELEMENTWISE, doc="Complex conjugate; the cotangent is conjugated.")
 
 
 def real(val):
@@ -75,14 +77,20 @@ def _pad_to(x, n, axis):
     return x
 
 
+def fft_flops(out, x, *, axis, **params):
+    """5 n log2 n per transform of length n along ``axis`` (radix-2 count)."""
+    n = max(shape_of(out)[axis], shape_of(x)[axis], 2)
+    return int(5 * n * np.log2(n)) * (int(np.prod(shape_of(out))) // shape_of(out)[axis] or 1)
+
+
 fft_op = defop("fft", lambda x, *, axis, norm: np.fft.fft(x, axis=axis, norm=norm),
                linear=(0,), vjp=lambda g, out, x, *, axis, norm: fft_op(g, axis=axis, norm=norm),
-               saves=((),), doc="Discrete Fourier transform along one axis; the DFT "
+               saves=((),), flops=fft_flops, doc="Discrete Fourier transform along one axis; the DFT "
                                 "matrix is symmetric, so the VJP is the transform itself.")
 ifft_op = defop("ifft", lambda x, *, axis, norm: np.fft.ifft(x, axis=axis, norm=norm),
                 linear=(0,),
                 vjp=lambda g, out, x, *, axis, norm: ifft_op(g, axis=axis, norm=norm),
-                saves=((),), doc="Inverse DFT along one axis; its VJP is itself.")
+                saves=((),), flops=fft_flops, doc="Inverse DFT along one axis; its VJP is itself.")
 
 
 def rfft_vjp(g, out, x, *, axis, norm):
@@ -92,7 +100,7 @@ def rfft_vjp(g, out, x, *, axis, norm):
 
 
 rfft_op = defop("rfft", lambda x, *, axis, norm: np.fft.rfft(x, axis=axis, norm=norm),
-                linear=(0,), vjp=rfft_vjp, saves=((0,),),
+                linear=(0,), vjp=rfft_vjp, saves=((0,),), flops=fft_flops,
                 doc="DFT of a real signal along one axis, the n // 2 + 1 first bins.")
 
 
@@ -112,7 +120,7 @@ def irfft_vjp(g, out, x, *, n, axis, norm):
 
 
 irfft_op = defop("irfft", lambda x, *, n, axis, norm: np.fft.irfft(x, n, axis=axis, norm=norm),
-                 linear=(0,), vjp=irfft_vjp, saves=((0,),),
+                 linear=(0,), vjp=irfft_vjp, saves=((0,),), flops=fft_flops,
                  doc="Real signal of length n from its n // 2 + 1 first DFT bins "
                      "(the imaginary parts of bin 0 and of bin n / 2 are ignored).")
 

@@ -12,7 +12,7 @@ import string
 
 import numpy as np
 
-from ..registry import defop, promote_tangent, register_numpy, shape_of, unbroadcast
+from ..registry import Teaching, defop, promote_tangent, register_numpy, shape_of, unbroadcast
 from .shape import broadcast_to, getitem, np_transpose, ravel, reshape, untake
 
 
@@ -21,8 +21,18 @@ def mT(x):
     return x.swapaxes(-1, -2)
 
 
-def _promote(t, x, out):
+def promote_to_output(t, x, out):
+    """The tangent ``t`` of ``x``, with axes inserted after its batch axes so
+    that it broadcasts against the output ``out`` (see ``promote_tangent``)."""
     return promote_tangent(t, x, len(shape_of(out)))
+
+
+def matmul_jvp_a(t, out, a, b):
+    return promote_to_output(t, a, out) @ b
+
+
+def matmul_jvp_b(t, out, a, b):
+    return a @ promote_to_output(t, b, out)
 
 
 def matmul_vjp_a(g, out, a, b):
@@ -33,16 +43,23 @@ def matmul_vjp_b(g, out, a, b):
     return unbroadcast(mT(a) @ g, shape_of(b))
 
 
-matmul_op = defop(
-    "matmul", np.matmul, nargs=2,
-    jvp=(lambda t, out, a, b: _promote(t, a, out) @ b,
-         lambda t, out, a, b: a @ _promote(t, b, out)),
-    vjp=(matmul_vjp_a, matmul_vjp_b), saves=((1,), (0,)),
+def matmul_flops(out, a, b):
+    """Two flops (a multiply and an add) per output element and summed index."""
+    return 2 * int(np.prod(shape_of(out))) * shape_of(a)[-1]
+
+
+matmul = defop(
+    "matmul", np.matmul, nargs=2, jvp=(matmul_jvp_a, matmul_jvp_b),
+    vjp=(matmul_vjp_a, matmul_vjp_b), saves=((1,), (0,)), flops=matmul_flops,
+    teaching=Teaching(short="matmul", infix="{0} @ {1}",
+                      rev=("{g} @ {1}.T", "{0}.T @ {g}"), fwd=("{t} @ {1}", "{0} @ {t}"),
+                      gate="matmul: dA = dout @ B.T, dB = A.T @ dout (the shapes tell which)",
+                      fwd_gate="matmul: A' @ B + A @ B'"),
     doc="Stacked matrix product (both operands ndim >= 2). "
         "d/da = g @ b.T and d/db = a.T @ g.")
 
 
-def matmul(a, b, /, out=None, **kwargs):
+def np_matmul(a, b, /, out=None, **kwargs):
     if out is not None:
         raise TypeError("matmul(..., out=...) cannot hold a traced value: "
                         "use the returned value instead of out=")
@@ -50,10 +67,10 @@ def matmul(a, b, /, out=None, **kwargs):
     if not sa or not sb:
         raise ValueError("matmul: input operand does not have enough dimensions")
     if len(sa) >= 2 and len(sb) >= 2:
-        return matmul_op(a, b)
+        return matmul(a, b)
     a2 = reshape(a, shape=(1,) + sa) if len(sa) == 1 else a
     b2 = reshape(b, shape=sb + (1,)) if len(sb) == 1 else b
-    res = matmul_op(a2, b2)
+    res = matmul(a2, b2)
     rs = shape_of(res)
     drop = (len(rs) - 2 if len(sa) == 1 else None, len(rs) - 1 if len(sb) == 1 else None)
     return reshape(res, shape=tuple(n for i, n in enumerate(rs) if i not in drop))
@@ -64,7 +81,7 @@ def dot(a, b, out=None):
     if not sa or not sb:
         return a * b
     if len(sa) <= 2 and len(sb) <= 2:
-        return matmul(a, b, out=out)
+        return np_matmul(a, b, out=out)
     return tensordot(a, b, axes=([-1], [-2 if len(sb) >= 2 else -1]))
 
 
@@ -101,7 +118,7 @@ def tensordot(a, b, axes=2):
     a2 = reshape(np_transpose(a, free_a + axes_a), shape=(m, k))
     b2 = reshape(np_transpose(b, axes_b + free_b), shape=(k, n))
     out_shape = tuple(sa[i] for i in free_a) + tuple(sb[i] for i in free_b)
-    return reshape(matmul_op(a2, b2), shape=out_shape)
+    return reshape(matmul(a2, b2), shape=out_shape)
 
 
 def _diag_index(shape, offset):
@@ -131,7 +148,7 @@ def diag(v, k=0):
     return untake(v, index=(rows, cols), shape=(n, n))
 
 
-register_numpy(np.matmul, matmul)
+register_numpy(np.matmul, np_matmul)
 register_numpy(np.dot, dot)
 register_numpy(np.vdot, vdot)
 register_numpy(np.inner, inner)
@@ -166,7 +183,7 @@ def _einsum_jvp(i):
             batch = _fresh_letters(inputs + (output,), extra)
             inputs = inputs[:i] + (batch + inputs[i],) + inputs[i + 1:]
             output = batch + output
-        return einsum_op(*xs[:i], t, *xs[i + 1:], inputs=inputs, output=output)
+        return einsum(*xs[:i], t, *xs[i + 1:], inputs=inputs, output=output)
     return einsum_jvp
 
 
@@ -181,8 +198,8 @@ def _einsum_vjp(i):
         available = set(output).union(*(inputs[j] for j in others))
         unique = "".join(dict.fromkeys(target))
         kept = "".join(c for c in unique if c in available)
-        ct = einsum_op(g, *(xs[j] for j in others),
-                       inputs=(output,) + tuple(inputs[j] for j in others), output=kept)
+        ct = einsum(g, *(xs[j] for j in others),
+                    inputs=(output,) + tuple(inputs[j] for j in others), output=kept)
         if kept != unique:
             ct = reshape(ct, shape=tuple(sizes[c] if c in available else 1 for c in unique))
             ct = broadcast_to(ct, shape=tuple(sizes[c] for c in unique))
@@ -206,13 +223,22 @@ def _onto_diagonal(ct, unique, target, sizes):
             seen.add(c)
             renamed.append(c)
     eyes = [np.eye(sizes[d[0]]) for d in deltas]
-    return einsum_op(ct, *eyes, inputs=(unique,) + tuple(deltas), output="".join(renamed))
+    return einsum(ct, *eyes, inputs=(unique,) + tuple(deltas), output="".join(renamed))
 
 
-einsum_op = defop("einsum", _einsum_impl, nargs=None, jvp=_einsum_jvp, vjp=_einsum_vjp,
-                  doc="np.einsum with explicit subscripts (an ellipsis is given letters "
-                      "first; no broadcasting of size-1 letters). Its rules are einsums "
-                      "with permuted subscripts.")
+def einsum_flops(out, *operands, inputs, output):
+    """Two flops per point of the full index space, as a two-operand contraction."""
+    sizes = {}
+    for letters, x in zip(inputs, operands):
+        sizes.update(zip(letters, shape_of(x)))
+    return 2 * int(np.prod(list(sizes.values()) or [1]))
+
+
+einsum = defop("einsum", _einsum_impl, nargs=None, jvp=_einsum_jvp, vjp=_einsum_vjp,
+               flops=einsum_flops,
+               doc="np.einsum with explicit subscripts (an ellipsis is given letters "
+                   "first; no broadcasting of size-1 letters). Its rules are einsums "
+                   "with permuted subscripts.")
 
 
 def _sublist_subscripts(operands):
@@ -271,7 +297,7 @@ def _parse_einsum(subscripts, arrays):
     return inputs, output
 
 
-def einsum(*operands, out=None, optimize=False, **kwargs):
+def np_einsum(*operands, out=None, optimize=False, **kwargs):
     if out is not None:
         raise TypeError("einsum(..., out=...) cannot hold a traced value: "
                         "use the returned value instead of out=")
@@ -283,7 +309,7 @@ def einsum(*operands, out=None, optimize=False, **kwargs):
     else:
         subscripts, arrays = _sublist_subscripts(operands)
     inputs, output = _parse_einsum(subscripts, arrays)
-    return einsum_op(*arrays, inputs=inputs, output=output)
+    return einsum(*arrays, inputs=inputs, output=output)
 
 
-register_numpy(np.einsum, einsum)
+register_numpy(np.einsum, np_einsum)

@@ -15,13 +15,24 @@ import collections
 
 import numpy as np
 
-from ..registry import defnondiff, defop, register_numpy, shape_of, unbroadcast
-from .linalg import _promote, mT
-from .reductions import normalize_axis
-from .shape import reshape
+from ..registry import cubic_flops, defnondiff, defop, register_numpy, shape_of, unbroadcast
+from .linalg import promote_to_output, mT
+from .shape import normalize_axis, reshape
 
 SlogdetResult = collections.namedtuple("SlogdetResult", ["sign", "logabsdet"])
 EighResult = collections.namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
+
+
+#: Flops of an LU factorisation (det, slogdet); the symmetric eigensolver.
+LU_FLOPS = cubic_flops(2 / 3)
+EIGH_FLOPS = cubic_flops(9)
+
+
+def solve_flops(out, a, b):
+    """LU of ``a`` (2/3 n**3) and two triangular solves per right-hand side."""
+    n = shape_of(a)[-1]
+    rhs = int(np.prod(shape_of(b))) // max(n, 1)
+    return int(2 / 3 * n ** 3 + 2 * n * n * rhs)
 
 
 def _with_matrix_axes(x):
@@ -47,59 +58,62 @@ def inv_vjp(g, out, a):
     return -(mT(out) @ g @ mT(out))
 
 
-inv = defop("inv", np.linalg.inv, jvp=inv_jvp, vjp=inv_vjp, numpy=np.linalg.inv,
+inv = defop("inv", np.linalg.inv, flops=cubic_flops(2),
+            jvp=inv_jvp, vjp=inv_vjp, numpy=np.linalg.inv,
             doc="Matrix inverse: d inv = -inv @ da @ inv.")
 
 
 def solve_jvp_a(t, out, a, b):
-    return -solve_op(a, _promote(t, a, out) @ out)
+    return -solve(a, promote_to_output(t, a, out) @ out)
 
 
 def solve_jvp_b(t, out, a, b):
-    return solve_op(a, _promote(t, b, out))
+    return solve(a, promote_to_output(t, b, out))
 
 
 def solve_vjp_a(g, out, a, b):
-    return unbroadcast(-(solve_op(mT(a), g) @ mT(out)), shape_of(a))
+    return unbroadcast(-(solve(mT(a), g) @ mT(out)), shape_of(a))
 
 
 def solve_vjp_b(g, out, a, b):
-    return unbroadcast(solve_op(mT(a), g), shape_of(b))
+    return unbroadcast(solve(mT(a), g), shape_of(b))
 
 
-solve_op = defop("solve", np.linalg.solve, nargs=2, jvp=(solve_jvp_a, solve_jvp_b),
-                 vjp=(solve_vjp_a, solve_vjp_b),
-                 doc="x with a @ x = b, b a stack of matrices. d/db = solve(a.T, g), "
-                     "d/da = -solve(a.T, g) @ x.T.")
+solve = defop("solve", np.linalg.solve, nargs=2, flops=solve_flops,
+              jvp=(solve_jvp_a, solve_jvp_b),
+              vjp=(solve_vjp_a, solve_vjp_b),
+              doc="x with a @ x = b, b a stack of matrices. d/db = solve(a.T, g), "
+                  "d/da = -solve(a.T, g) @ x.T.")
 
 
-def solve(a, b):
+def np_solve(a, b):
     if len(shape_of(b)) == 1:  # a vector right-hand side
-        x = solve_op(a, reshape(b, shape=shape_of(b) + (1,)))
+        x = solve(a, reshape(b, shape=shape_of(b) + (1,)))
         return reshape(x, shape=shape_of(x)[:-1])
-    return solve_op(a, b)
+    return solve(a, b)
 
 
-register_numpy(np.linalg.solve, solve)
+register_numpy(np.linalg.solve, np_solve)
 
 
 # ---- det, slogdet ----------------------------------------------------------------
 
 def det_jvp(t, out, a):
-    return out * _trace(solve_op(a, t))
+    return out * _trace(solve(a, t))
 
 
 def det_vjp(g, out, a):
     return _with_matrix_axes(g * out) * mT(inv(a))
 
 
-det = defop("det", np.linalg.det, jvp=det_jvp, vjp=det_vjp, numpy=np.linalg.det,
+det = defop("det", np.linalg.det, flops=LU_FLOPS,
+            jvp=det_jvp, vjp=det_vjp, numpy=np.linalg.det,
             doc="Determinant: d det = det * trace(solve(a, da)); NaN/inf at a "
                 "singular matrix.")
 
 
 def logabsdet_jvp(t, out, a):
-    return _trace(solve_op(a, t))
+    return _trace(solve(a, t))
 
 
 def logabsdet_vjp(g, out, a):
@@ -107,9 +121,10 @@ def logabsdet_vjp(g, out, a):
 
 
 logabsdet = defop("logabsdet", lambda a: np.linalg.slogdet(a)[1],
+                  flops=LU_FLOPS,
                   jvp=logabsdet_jvp, vjp=logabsdet_vjp,
                   doc="log |det a|, the second output of slogdet: d = trace(solve(a, da)).")
-det_sign = defnondiff("det_sign", lambda a: np.linalg.slogdet(a)[0],
+det_sign = defnondiff("det_sign", lambda a: np.linalg.slogdet(a)[0], flops=LU_FLOPS,
                       doc="The sign of det a, the first output of slogdet: "
                           "piecewise constant, not differentiated.")
 
@@ -130,29 +145,30 @@ def _lower_half_diagonal(n):
 
 def cholesky_jvp(t, out, a):
     # dL = L Phi(L^-1 dA L^-T) for the symmetrized dA.
-    y = solve_op(out, _sym(t))
-    x = mT(solve_op(out, mT(y)))
+    y = solve(out, _sym(t))
+    x = mT(solve(out, mT(y)))
     return out @ (x * _lower_half_diagonal(shape_of(a)[-1]))
 
 
 def cholesky_vjp(g, out, a):
     # The adjoint of cholesky_jvp: sym(L^-T (Phi o (L^T g)) L^-1).
     p = (mT(out) @ g) * _lower_half_diagonal(shape_of(a)[-1])
-    y = solve_op(mT(out), p)
-    return _sym(mT(solve_op(mT(out), mT(y))))
+    y = solve(mT(out), p)
+    return _sym(mT(solve(mT(out), mT(y))))
 
 
-cholesky_op = defop("cholesky", np.linalg.cholesky, jvp=cholesky_jvp, vjp=cholesky_vjp,
-                    doc="Lower Cholesky factor L of a symmetric positive definite a; "
-                        "derivatives for symmetric perturbations.")
+cholesky = defop("cholesky", np.linalg.cholesky, flops=cubic_flops(1 / 3),
+                 jvp=cholesky_jvp, vjp=cholesky_vjp,
+                 doc="Lower Cholesky factor L of a symmetric positive definite a; "
+                     "derivatives for symmetric perturbations.")
 
 
-def cholesky(a, /, *, upper=False):
-    factor = cholesky_op(a)
+def np_cholesky(a, /, *, upper=False):
+    factor = cholesky(a)
     return mT(factor) if upper else factor
 
 
-register_numpy(np.linalg.cholesky, cholesky)
+register_numpy(np.linalg.cholesky, np_cholesky)
 
 
 # ---- eigh, eigvalsh ------------------------------------------------------------
@@ -170,6 +186,7 @@ def eigvalsh_vjp(g, out, a, *, UPLO):
 
 
 eigvalsh = defop("eigvalsh", lambda a, *, UPLO: np.linalg.eigvalsh(a, UPLO),
+                  flops=EIGH_FLOPS,
                  jvp=eigvalsh_jvp, vjp=eigvalsh_vjp,
                  doc="Eigenvalues of a symmetric matrix, ascending; "
                      "derivatives for symmetric perturbations.")
@@ -195,6 +212,7 @@ def eigvecs_vjp(g, out, a, *, UPLO):
 
 
 eigvecs = defop("eigvecs", lambda a, *, UPLO: np.linalg.eigh(a, UPLO)[1],
+                 flops=EIGH_FLOPS,
                 jvp=eigvecs_jvp, vjp=eigvecs_vjp,
                 doc="Eigenvectors of a symmetric matrix (the columns), the second "
                     "output of eigh; derivatives need distinct eigenvalues.")

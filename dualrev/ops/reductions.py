@@ -8,21 +8,8 @@ that the rules also act on tangents that carry leading batch axes. ``mean``,
 import numpy as np
 import scipy.special as sp
 
-from ..registry import defop, register_numpy, shape_of
-from .shape import broadcast_to, concatenate, getitem, reshape
-
-
-def normalize_axis(axis, ndim):
-    """``axis`` (None, int or tuple) as a sorted tuple of negative ints."""
-    if axis is None:
-        return tuple(range(-ndim, 0))
-    axes = (int(axis),) if isinstance(axis, (int, np.integer)) else tuple(map(int, axis))
-    for a in axes:
-        if not -ndim <= a < ndim:
-            raise np.exceptions.AxisError(a, ndim)
-    if len(axes) == 1:
-        return (axes[0] % ndim - ndim,)
-    return tuple(sorted({a % ndim - ndim for a in axes}))
+from ..registry import REDUCTION, Teaching, defop, register_numpy, shape_of
+from .shape import broadcast_to, concatenate, getitem, normalize_axis, reshape
 
 
 def keepdims_shape(shape, axis):
@@ -62,7 +49,10 @@ def sum_vjp(g, out, x, *, axis, keepdims):
 
 
 sum_ = defop("sum", lambda x, *, axis, keepdims: np.add.reduce(x, axis=axis, keepdims=keepdims),
-             vjp=sum_vjp, linear=(0,), saves=((),),
+             vjp=sum_vjp, linear=(0,), saves=((),), flops=REDUCTION,
+             teaching=Teaching(rev=("broadcast({g})",), fwd=("sum({t})",),
+                               gate="sum copies the gradient to every summed element",
+                               fwd_gate="sum: the tangents sum"),
              doc="Sum over negative axes. Its VJP broadcasts the cotangent back.")
 
 
@@ -118,10 +108,15 @@ def extreme_vjp(g, out, x, *, axis, keepdims):
 
 
 amax = defop("amax", lambda x, *, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
-             jvp=extreme_jvp, vjp=extreme_vjp, saves=((0, "out"),),
+             jvp=extreme_jvp, vjp=extreme_vjp, saves=((0, "out"),), flops=REDUCTION,
+             teaching=Teaching(
+                 display="max",
+                 gate="max reduction routes the gradient to the maximum (ties split evenly)",
+                 fwd_gate="max reduction: the maximum's tangent passes"),
              doc="Max over axes: routes the cotangent to the maximum; ties split evenly.")
 amin = defop("amin", lambda x, *, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims),
-             jvp=extreme_jvp, vjp=extreme_vjp, saves=((0, "out"),),
+             jvp=extreme_jvp, vjp=extreme_vjp, saves=((0, "out"),), flops=REDUCTION,
+             teaching=Teaching(display="min"),
              doc="Min over axes: routes the cotangent to the minimum; ties split evenly.")
 
 
@@ -175,7 +170,7 @@ def prod_vjp(g, out, x, *, axis, keepdims):
 
 
 prod = defop("prod", lambda x, *, axis, keepdims: np.prod(x, axis=axis, keepdims=keepdims),
-             jvp=prod_jvp, vjp=prod_vjp,
+             jvp=prod_jvp, vjp=prod_vjp, flops=REDUCTION,
              doc="Product over axes; exact at zeros (no division by x).")
 
 
@@ -198,7 +193,8 @@ def cumsum_vjp(g, out, x, *, axis):
 
 
 cumsum = defop("cumsum", lambda x, *, axis: np.cumsum(x, axis=axis), vjp=cumsum_vjp,
-               linear=(0,), saves=((),), doc="Cumulative sum along a negative axis.")
+               linear=(0,), saves=((),), flops=REDUCTION,
+               doc="Cumulative sum along a negative axis.")
 
 
 def cumprod(x, *, axis):
@@ -252,7 +248,7 @@ def _softmax_from(x, out, axis, keepdims):
 
 logsumexp_op = defop(
     "logsumexp", lambda x, *, axis, keepdims: sp.logsumexp(x, axis=axis, keepdims=keepdims),
-    jvp=logsumexp_jvp, vjp=logsumexp_vjp, saves=((0, "out"),),
+    jvp=logsumexp_jvp, vjp=logsumexp_vjp, saves=((0, "out"),), flops=REDUCTION,
     doc="log(sum(exp(x))) over axes, stable at any |x|; its derivative is softmax.")
 
 

@@ -9,8 +9,8 @@ import operator
 
 import numpy as np
 
-from ..registry import (Tracer, defop, fit_tangent, primal_value, register_numpy, shape_of,
-                        unbroadcast)
+from ..registry import (NO_FLOPS, Teaching, Tracer, defop, fit_tangent, primal_value,
+                        register_numpy, shape_of, unbroadcast)
 
 
 def batch_shape(t, x):
@@ -30,7 +30,7 @@ def reshape_vjp(g, out, x, *, shape):
 
 
 reshape = defop("reshape", lambda x, *, shape: np.asarray(x).reshape(shape),
-                jvp=reshape_jvp, vjp=reshape_vjp, saves=((),),
+                jvp=reshape_jvp, vjp=reshape_vjp, saves=((),), flops=NO_FLOPS,
                 doc="Reshape to a resolved shape.")
 
 
@@ -109,7 +109,8 @@ def transpose_vjp(g, out, x, *, axes):
 
 
 transpose = defop("transpose", lambda x, *, axes: np.transpose(x, axes),
-                  jvp=transpose_jvp, vjp=transpose_vjp, saves=((),), doc="Permute axes.")
+                  jvp=transpose_jvp, vjp=transpose_vjp, saves=((),), flops=NO_FLOPS,
+                  doc="Permute axes.")
 
 
 def np_transpose(a, axes=None):
@@ -150,7 +151,7 @@ def broadcast_to_vjp(g, out, x, *, shape):
 
 
 broadcast_to = defop("broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape),
-                     jvp=broadcast_to_jvp, vjp=broadcast_to_vjp, saves=((),),
+                     jvp=broadcast_to_jvp, vjp=broadcast_to_vjp, saves=((),), flops=NO_FLOPS,
                      doc="Broadcast to a shape; its VJP sums back (unbroadcast).")
 
 
@@ -187,7 +188,8 @@ def _concat_jvp(i):
 
 
 concatenate = defop("concatenate", _concat_impl, nargs=None, jvp=_concat_jvp,
-                    vjp=_concat_vjp, doc="Concatenate the arguments along a negative axis.")
+                    vjp=_concat_vjp, flops=NO_FLOPS,
+                    doc="Concatenate the arguments along a negative axis.")
 
 
 def np_concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
@@ -247,7 +249,7 @@ def _getitem_vjp(g, out, x, *, index):
 
 
 def _getitem_vjp_add(buffer, g, out, x, *, index):
-    if _is_basic(index):
+    if is_basic_index(index):
         buffer[index] += g
     else:
         np.add.at(buffer, index, g)
@@ -256,14 +258,17 @@ def _getitem_vjp_add(buffer, g, out, x, *, index):
 # No ``saves``: the indexed array is nearly always alive anyway (a Python loop
 # over x[i]), and keeping the reference costs less than dropping it each time.
 getitem = defop("getitem", lambda x, *, index: x[index], jvp=_getitem_jvp, vjp=_getitem_vjp,
+                vjp_add=_getitem_vjp_add, flops=NO_FLOPS,
+                teaching=Teaching(short="idx", rev=("untake({g}, {idx})",),
+                                  gate="indexing routes the gradient into the selected slots",
+                                  fwd_gate="indexing selects the tangent's slots"),
                 doc="x[index], with integers, slices, None, integer arrays and masks.")
-getitem.vjp_add = _getitem_vjp_add
 
 
 def _untake_impl(g, *, index, shape):
     dtype = np.result_type(g, np.float64)
     z = np.zeros(shape, dtype=dtype)
-    if _is_basic(index):
+    if is_basic_index(index):
         z[index] = g
     else:
         np.add.at(z, index, g)  # repeated indices accumulate
@@ -283,11 +288,22 @@ def _untake_vjp(h, out, g, *, index, shape):
 
 
 untake = defop("untake", _untake_impl, jvp=_untake_jvp, vjp=_untake_vjp, saves=((),),
+               flops=NO_FLOPS,
                doc="Zeros of ``shape`` with ``g`` added at ``index``: the VJP of getitem.")
 
 
-def _is_basic(index):
-    return all(isinstance(i, (int, slice, type(None))) or i is Ellipsis for i in index)
+def is_basic_index(index):
+    """Is ``index`` (a tuple) NumPy basic indexing: integers (not booleans),
+    slices, None and Ellipsis only? Such an index selects a view and never
+    repeats an element."""
+    if index.__class__ is not tuple:
+        return False
+    for i in index:  # on the sweep's hot path (x[i] in a loop): exact types first
+        if i.__class__ is int or i.__class__ is slice or i is None or i is Ellipsis:
+            continue
+        if not isinstance(i, np.integer):
+            return False
+    return True
 
 
 def _strip_index(i):
@@ -325,6 +341,7 @@ def np_getitem(x, index):
 
 def _axis_index(ndim, axis, item):
     """An index tuple that applies ``item`` along ``axis`` and keeps the rest."""
+    axis %= ndim
     return (slice(None),) * axis + (item,) + (slice(None),) * (ndim - axis - 1)
 
 
@@ -335,16 +352,27 @@ def _take_along(a, axis, indices):
     return getitem(a, index=_axis_index(ndim, axis, np.asarray(indices, dtype=np.intp)))
 
 
-def _axes_tuple(axis, ndim):
+def normalize_axis(axis, ndim, *, ordered=False):
+    """``axis`` (None, an int or a sequence of ints) as a tuple of negative
+    axes, each checked against ``ndim`` (``AxisError`` if out of range).
+
+    By default the axes are sorted and distinct (reductions); ``ordered=True``
+    keeps them as given, repeats included (``flip``, ``roll``).
+    """
     if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    return tuple(int(ax) % ndim for ax in axes)
+        return tuple(range(-ndim, 0))
+    axes = (int(axis),) if isinstance(axis, (int, np.integer)) else tuple(map(int, axis))
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise np.exceptions.AxisError(a, ndim)
+    if ordered or len(axes) == 1:
+        return tuple(a % ndim - ndim for a in axes)
+    return tuple(sorted({a % ndim - ndim for a in axes}))
 
 
 def flip(m, axis=None):
     index = [slice(None)] * len(shape_of(m))
-    for ax in _axes_tuple(axis, len(shape_of(m))):
+    for ax in normalize_axis(axis, len(shape_of(m)), ordered=True):
         index[ax] = slice(None, None, -1)
     return getitem(m, index=tuple(index))
 
@@ -361,7 +389,7 @@ def roll(a, shift, axis=None):
     if axis is None:
         return reshape(roll(ravel(a), shift, 0), shape=shape_of(a))
     shape = shape_of(a)
-    axes = _axes_tuple(axis, len(shape))
+    axes = normalize_axis(axis, len(shape), ordered=True)
     shifts = np.broadcast_to(shift, (len(axes),))
     for ax, s in zip(axes, shifts):
         a = _take_along(a, ax, np.roll(np.arange(shape[ax]), int(s)))

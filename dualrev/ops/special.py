@@ -10,7 +10,7 @@ that NumPy never dispatches, so dualrev exposes its own
 import numpy as np
 import scipy.special as sp
 
-from ..registry import defbinary, defop, defunary, register_numpy
+from ..registry import ELEMENTWISE, Teaching, defbinary, defop, defunary, register_numpy
 
 TWO_OVER_SQRT_PI = 2.0 / np.sqrt(np.pi)
 
@@ -23,8 +23,12 @@ _UNARY = [
     ("log_expit", sp.log_expit, lambda x, out: sp.expit(-x), "x"),
 ]
 
+_TEACHING = {"expit": Teaching(short="sig", display="sigmoid", local=("((1 - {o}) * {o})",),
+                               gate="sigmoid: local gradient (1 - s) s",
+                               fwd_gate="sigmoid: s' = (1 - s) s x'")}
+
 for _name, _impl, _deriv, _reads in _UNARY:
-    defunary(_name, _impl, _deriv, reads=_reads, numpy=_impl,
+    defunary(_name, _impl, _deriv, reads=_reads, numpy=_impl, teaching=_TEACHING.get(_name),
              doc=f"Elementwise scipy.special.{_name}.")
 
 
@@ -43,6 +47,7 @@ def _polygamma_impl(x, *, n):
 
 
 polygamma = defop("polygamma", _polygamma_impl, jvp=polygamma_jvp, vjp=polygamma_vjp,
+                  flops=ELEMENTWISE,
                   doc="polygamma(x, n=n): the n-th derivative of digamma.")
 
 

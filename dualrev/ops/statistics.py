@@ -16,8 +16,7 @@ at a knot its derivative in ``x`` is the slope of the piece on the right
 import numpy as np
 
 from ..registry import defnondiff, primal_value, register_numpy, shape_of
-from .reductions import normalize_axis
-from .shape import broadcast_to, getitem, reshape
+from .shape import broadcast_to, getitem, normalize_axis, reshape
 
 
 def _float_array(x):

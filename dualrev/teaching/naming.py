@@ -15,17 +15,10 @@ from ..api import as_float
 from ..registry import Tracer
 from ..reverse import Tape
 from ..tree import flatten, unflatten
-from .stages import Stage, index_text
+from .stages import SHORT, Stage, index_text
 
 
 _LABELS = contextvars.ContextVar("dualrev_explain_labels", default=None)
-
-
-
-SHORT = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div",
-         "power": "pow", "negative": "neg", "maximum": "max", "minimum": "min",
-         "expit": "sig", "getitem": "idx", "matmul": "matmul", "reciprocal": "inv"}
-
 
 
 def name(value, label):
@@ -65,14 +58,12 @@ def name(value, label):
     return value
 
 
-
 def _on_tape(value, tape):
     while isinstance(value, Tracer):
         if value._trace is tape:
             return value.index
         value = getattr(value, "value", None)
     return None
-
 
 
 def _run_capturing_locals(f, args):
@@ -94,7 +85,6 @@ def _run_capturing_locals(f, args):
     return out, found
 
 
-
 def _input_names(f, args):
     try:
         params = [p.name for p in inspect.signature(f).parameters.values()
@@ -103,7 +93,6 @@ def _input_names(f, args):
         params = []
     params += [f"x{k}" for k in range(len(params), len(args))]
     return params[:len(args)]
-
 
 
 def record_function(f, args):
@@ -138,7 +127,6 @@ def record_function(f, args):
     return tape, inputs, out, labels
 
 
-
 def assign_names(stages, inputs, labels, out_index, names):
     by_index = {s.index: s for s in inputs}
     counter = itertools.count(1)
@@ -169,7 +157,6 @@ def assign_names(stages, inputs, labels, out_index, names):
                 s.name = new
     _make_unique(inputs + stages)
     return by_index
-
 
 
 def _make_unique(stages):

@@ -11,50 +11,8 @@ from ..api import as_float
 from ..registry import shape_of
 from ..tree import flatten
 from .naming import assign_names, record_function
-from .stages import (LOCAL, constant_text, find_stages, index_text, is_basic_index,
-                     number_text, plain_value)
-
-
-INFIX = {"add": "{0} + {1}", "subtract": "{0} - {1}", "multiply": "{0} * {1}",
-         "divide": "{0} / {1}", "power": "{0}**{1}", "matmul": "{0} @ {1}",
-         "negative": "-{0}"}
-
-
-
-# Contributions of ops that are not elementwise: {g} is the upstream gradient
-# (reverse mode), {t} the argument's tangent (forward mode).
-REV_FORMULA = {"matmul": ("{g} @ {1}.T", "{0}.T @ {g}"),
-               "sum": ("broadcast({g})",), "getitem": ("untake({g}, {idx})",)}
-
-
-
-FWD_FORMULA = {"matmul": ("{t} @ {1}", "{0} @ {t}"), "sum": ("sum({t})",)}
-
-
-
-PATTERN = {  # op -> (reverse-mode gate pattern, forward-mode rule)
-    "add": ("add distributes: both inputs get the gradient unchanged",
-            "add: the tangents add"),
-    "subtract": ("subtract distributes, with a minus sign for the second input",
-                 "subtract: the tangents subtract"),
-    "multiply": ("multiply swaps: each input gets the other input times the gradient",
-                 "multiply: product rule, x' y + x y'"),
-    "maximum": ("max routes: the larger input gets the whole gradient, the other 0",
-                "max: the larger input's tangent passes"),
-    "minimum": ("min routes: the smaller input gets the whole gradient, the other 0",
-                "min: the smaller input's tangent passes"),
-    "expit": ("sigmoid: local gradient (1 - s) s", "sigmoid: s' = (1 - s) s x'"),
-    "divide": ("divide: d(a/b) = 1/b da - a/b**2 db", "divide: quotient rule"),
-    "power": ("power: d(a**c) = c a**(c-1) da", "power: c a**(c-1) a'"),
-    "matmul": ("matmul: dA = dout @ B.T, dB = A.T @ dout (the shapes tell which)",
-               "matmul: A' @ B + A @ B'"),
-    "sum": ("sum copies the gradient to every summed element", "sum: the tangents sum"),
-    "amax": ("max reduction routes the gradient to the maximum (ties split evenly)",
-             "max reduction: the maximum's tangent passes"),
-    "getitem": ("indexing routes the gradient into the selected slots",
-                "indexing selects the tangent's slots"),
-}
-
+from .stages import (FWD_FORMULA, INFIX, LOCAL, PATTERN, REV_FORMULA, constant_text,
+                     find_stages, index_text, is_basic_index, number_text, plain_value)
 
 
 class Contribution:
@@ -65,7 +23,6 @@ class Contribution:
     def __init__(self, stage, pos, target, local, upstream, value, first):
         self.stage, self.pos, self.target = stage, pos, target
         self.local, self.upstream, self.value, self.first = local, upstream, value, first
-
 
 
 class Explanation:
@@ -193,10 +150,8 @@ class Explanation:
         return f"{s.op.name}_{rule}({flow})"
 
 
-
 def _dot_escape(parts):
     return "\\n".join(p.replace("\\", "\\\\").replace('"', '\\"') for p in parts)
-
 
 
 def _forward_lines(ex, stages):
@@ -212,12 +167,10 @@ def _forward_lines(ex, stages):
     return lines
 
 
-
 def _gate_comment(ex, s):
     pattern = PATTERN.get(s.op.name, (f"{s.label}: local gradient",
                                       f"{s.label}: local derivative times tangent"))
     return f"# {s.name} = {ex._expression(s)}: {pattern[0 if ex.mode == 'rev' else 1]}"
-
 
 
 def _backward(ex, stages, out_index, seed):
@@ -267,7 +220,6 @@ def _backward(ex, stages, out_index, seed):
     ex.backward_lines = lines
 
 
-
 def reverse_line(ex, s, pos, target, local, g, c, first, n_uses):
     lhs = f"d{target.name} {'=' if first else '+='}"
     up = f"d{s.name}"
@@ -279,7 +231,6 @@ def reverse_line(ex, s, pos, target, local, g, c, first, n_uses):
     if not first:
         text += f"   # fork: {target.name} is used {n_uses} times, its gradients add"
     return text
-
 
 
 def _forward_pass(ex, stages, seeds, title):
@@ -313,7 +264,6 @@ def _forward_pass(ex, stages, seeds, title):
     return lines, tangents
 
 
-
 def _fwd_line(ex, s, terms, total):
     symbols, numbers = [], []
     for pos, parent, t, c in terms:
@@ -329,7 +279,6 @@ def _fwd_line(ex, s, terms, total):
     return text + f" = {number_text(total)}"
 
 
-
 def _fwd_seeds(inputs, seed):
     """Tangent passes: (title, {index: tangent}) for each."""
     if seed is None:
@@ -343,7 +292,6 @@ def _fwd_seeds(inputs, seed):
     return [("tangent pass (forward mode) along the given seed",
              {s.index: np.asarray(as_float(t), dtype=float).reshape(np.shape(s.out))[()]
               for s, t in zip(inputs, leaves)})]
-
 
 
 def explain(f, *args, names=None, mode="rev", seed=None):
@@ -449,7 +397,6 @@ def explain(f, *args, names=None, mode="rev", seed=None):
             f"  => {ex.output.name}' = {number_text(tangents.get(ex.output.name, 0.0))}", ""]
     ex.backward_lines.pop()
     return ex
-
 
 
 def _rev_seed(out, seed):

@@ -6,41 +6,73 @@ gate with the registered sigmoid rule. Also the number formatting shared by
 the printing and the checking.
 """
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from ..numpy_dispatch import TracedArray
+from ..ops.shape import is_basic_index
 from ..registry import OPS, Tracer, shape_of
 
 
 SIGMOID = OPS["expit"]
 
 
+class _TeachingTable(Mapping):
+    """Op name -> one field of its :class:`~dualrev.registry.Teaching`, for
+    the ops that declare it; read live from the registry."""
 
-DISPLAY = {"expit": "sigmoid", "amax": "max", "amin": "min"}
+    def __init__(self, field):
+        self.field = field
+
+    def __getitem__(self, name):
+        op = OPS.get(name)
+        value = getattr(op.teaching, self.field) if op is not None and op.teaching else None
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self):
+        return (name for name, op in list(OPS.items())
+                if op.teaching is not None and getattr(op.teaching, self.field) is not None)
+
+    def __len__(self):
+        return sum(1 for _ in self)
 
 
+class _PatternTable(Mapping):
+    """Op name -> (reverse-mode gate pattern, forward-mode rule), read live."""
 
+    def __getitem__(self, name):
+        op = OPS.get(name)
+        if op is None or op.teaching is None or op.teaching.gate is None:
+            raise KeyError(name)
+        return op.teaching.gate, op.teaching.fwd_gate
+
+    def __iter__(self):
+        return iter(_GATE)
+
+    def __len__(self):
+        return len(_GATE)
+
+
+# The teaching text each op declares (defop(teaching=...)), by field.
+SHORT = _TeachingTable("short")
+DISPLAY = _TeachingTable("display")
+INFIX = _TeachingTable("infix")
 # Local derivative d out / d arg of elementwise ops, in the names of the stage:
 # {0}, {1} are the arguments, {o} the output.
-LOCAL = {
-    "add": ("1", "1"), "subtract": ("1", "-1"), "multiply": ("{1}", "{0}"),
-    "divide": ("(1 / {1})", "(-{0} / {1}**2)"),
-    "power": ("({1} * {0}**({1} - 1))", "({o} * log({0}))"),
-    "negative": ("-1",), "maximum": ("({0} > {1})", "({0} <= {1})"),
-    "minimum": ("({0} < {1})", "({0} >= {1})"),
-    "exp": ("{o}",), "log": ("(1 / {0})",), "log1p": ("(1 / (1 + {0}))",),
-    "expm1": ("({o} + 1)",), "sqrt": ("(0.5 / {o})",), "square": ("(2 * {0})",),
-    "reciprocal": ("(-{o}**2)",), "abs": ("sign({0})",), "sin": ("cos({0})",),
-    "cos": ("-sin({0})",), "tan": ("(1 + {o}**2)",), "tanh": ("(1 - {o}**2)",),
-    "sinh": ("cosh({0})",), "cosh": ("sinh({0})",), "arctan": ("(1 / (1 + {0}**2))",),
-    "expit": ("((1 - {o}) * {o})",),
-}
-
+LOCAL = _TeachingTable("local")
+# Contributions of ops that are not elementwise: {g} is the upstream gradient
+# (reverse mode), {t} the argument's tangent (forward mode).
+REV_FORMULA = _TeachingTable("rev")
+FWD_FORMULA = _TeachingTable("fwd")
+_GATE = _TeachingTable("gate")
+PATTERN = _PatternTable()  # op -> (reverse-mode gate pattern, forward-mode rule)
 
 
 def plain_value(v):
     return v.primal if isinstance(v, TracedArray) else v
-
 
 
 def number_text(v, digits=None):
@@ -56,14 +88,12 @@ def number_text(v, digits=None):
     return "[" + ", ".join(number_text(row, digits) for row in a) + "]"
 
 
-
 def constant_text(v):
     """A constant argument as text: ints stay ints, as the user wrote them."""
     v = plain_value(v)
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         return str(int(v))
     return number_text(v)
-
 
 
 def index_text(index):
@@ -73,14 +103,6 @@ def index_text(index):
             return ":".join(parts[:2] if i.step is None else parts)
         return "..." if i is Ellipsis else str(i)
     return "[" + ", ".join(one(i) for i in index) + "]"
-
-
-
-def is_basic_index(index):
-    return isinstance(index, tuple) and all(
-        isinstance(i, (int, np.integer, slice)) and not isinstance(i, bool)
-        or i is Ellipsis for i in index)
-
 
 
 class Stage:
@@ -122,7 +144,6 @@ class Stage:
                                  self.out, *self.vals, **self.params)
 
 
-
 def _match(records, uses, pinned, i, opname, const_pos):
     """Record ``i`` if it is ``opname`` with the constant 1 at ``const_pos``."""
     if i is None or records[i] is None or i in pinned or uses.get(i, 0) != 1:
@@ -137,7 +158,6 @@ def _match(records, uses, pinned, i, opname, const_pos):
     return parents[0][1]
 
 
-
 def _sigmoid_input(records, uses, pinned, i):
     """The tape index of x if record ``i`` ends ``1 / (1 + exp(-x))``, else None."""
     op, vals, params, out, parents = records[i]
@@ -147,22 +167,27 @@ def _sigmoid_input(records, uses, pinned, i):
     if isinstance(c, Tracer) or np.ndim(c) != 0 or c != 1:
         return None
     denom = parents[0][1]
-    if records[denom] is None or records[denom][0].name != "add":
+    if records[denom] is None or records[denom].op.name != "add":
         return None
-    add_parents = records[denom][4]
+    add_parents = records[denom].parents
     const_pos = 1 - add_parents[0][0] if len(add_parents) == 1 else None
     e = _match(records, uses, pinned, denom, "add", const_pos)
     neg = _match(records, uses, pinned, e, "exp", None)
     return _match(records, uses, pinned, neg, "negative", None)
 
 
+def _only_parent(record):
+    """The tape index of the one differentiated argument of ``record``."""
+    return record.parents[0][1]
+
 
 def find_stages(tape, inputs, pinned):
     """Stages in forward order; merged sigmoid chains become one stage."""
-    records = tape.records
+    records = [None] * len(tape.records)  # index -> Record, None for an input
     uses = {}
-    for r in records:
-        for _, p in (r[4] if r is not None else ()):
+    for i, r in tape.items():
+        records[i] = r
+        for _, p in r.parents:
             uses[p] = uses.get(p, 0) + 1
     stages, absorbed = [], set()
     for i in range(len(records) - 1, -1, -1):
@@ -171,12 +196,12 @@ def find_stages(tape, inputs, pinned):
             continue
         x = _sigmoid_input(records, uses, pinned, i)
         if x is not None:
-            chain = records[i][4][0][1]
-            absorbed.update({chain, records[chain][4][0][1],
-                             records[records[chain][4][0][1]][4][0][1]})
-            stage = Stage(i, SIGMOID, [records[x][3] if records[x] else inputs[x]],
-                          {}, r[3], [(0, x)],
-                          written=constant_text(r[1][0]) + " / (1 + exp(-{0}))")
+            add = _only_parent(r)
+            exp = _only_parent(records[add])
+            absorbed.update({add, exp, _only_parent(records[exp])})
+            stage = Stage(i, SIGMOID, [records[x].out if records[x] else inputs[x]],
+                          {}, r.out, [(0, x)],
+                          written=constant_text(r.args[0]) + " / (1 + exp(-{0}))")
         else:
             op, vals, params, out, parents = r
             kind = "view" if op.name == "getitem" and is_basic_index(params.get("index")) \

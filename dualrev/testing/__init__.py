@@ -1,13 +1,16 @@
-"""Checking derivatives: finite differences and the dot-product test.
+"""Checking derivatives: finite differences, the dot-product test, op specs.
 
 :func:`check_grads` is what dualrev's own tests use on every op, and what a
-user runs on a new op before trusting it.
+user runs on a new op before trusting it. :mod:`dualrev.testing.op_specs`
+holds one spec per registered op (what to call, on which shapes, where),
+as PyTorch ships its OpInfo: the test suite and the benchmarks read them
+from there (``from dualrev.testing.op_specs import SPECS``).
 """
 
 import numpy as np
 
-from .api import jvp, vjp
-from .tree import flatten, unflatten
+from ..api import jvp, vjp
+from ..tree import flatten, unflatten
 
 __all__ = ["check_grads"]
 
@@ -47,7 +50,7 @@ def check_jvp(f, args, eps=1e-5, rtol=1e-6, atol=1e-6, rng=None):
     _, tangent = jvp(f, args, v)
     plus = f(*_axpy(eps, v, args))
     minus = f(*_axpy(-eps, v, args))
-    fd = _axpy(-1.0 / (2 * eps), minus, _axpy(1.0 / (2 * eps), plus, _zeros_like(plus)))
+    fd = _axpy(-1.0 / (2 * eps), minus, _axpy(1.0 / (2 * eps), plus, _tree_of_zeros(plus)))
     tangent = _fill_none(tangent, plus)
     _assert_close(tangent, fd, rtol, atol, "JVP vs central differences")
 
@@ -68,7 +71,7 @@ def check_vjp(f, args, rtol=1e-6, atol=1e-6, rng=None):
                              f"<J^T u, v> = {rhs!r}")
 
 
-def _zeros_like(tree):
+def _tree_of_zeros(tree):
     leaves, treedef = flatten(tree)
     return unflatten(treedef, [np.zeros(np.shape(x)) for x in leaves])
 

@@ -3,7 +3,7 @@
 A :class:`Spec` names an op of ``dualrev.OPS`` and gives a function of
 arrays written in plain NumPy (it reaches the op through NumPy dispatch or
 an operator), the shape cases to try, and the domain each argument is drawn
-from. ``tests/test_ops.py`` expands the specs into tests: derivative checks
+from. dualrev's ``tests/test_ops.py`` expands the specs into tests: derivative checks
 in both modes up to second order, the forward value against NumPy/SciPy on
 plain arrays, and ``jacfwd == jacrev``. An op may have several specs (one
 per calling convention); a new op needs at least one, or the meta-test fails.
