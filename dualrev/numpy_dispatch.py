@@ -13,7 +13,8 @@ import scipy.special
 from . import ops  # noqa: F401  (fills the registry)
 from .ops import arithmetic as ar
 from .ops import linalg, reductions, shape
-from .registry import NO_PARAMS, NUMPY_FUNCTIONS, Op, Tracer, bind, primal_value
+from .registry import (NO_PARAMS, NUMPY_FUNCTIONS, Op, Tracer, bind, primal_value,
+                       strip_derivatives)
 
 REGISTRATION_HINT = ("register it with dualrev.defop(...) (a new primitive with its "
                      "derivative rules) or dualrev.register_numpy(func, implementation) "
@@ -121,8 +122,9 @@ class TracedArray(Tracer):
     __int__ = __complex__ = __index__ = __float__
 
     def __bool__(self):
-        # Control flow reads the primal value (``if x > 0`` compares plain values).
-        return bool(self.primal)
+        # Control flow reads the primal value (``if x > 0`` compares plain values);
+        # a staged value underneath records the outcome as a guard.
+        return bool(self.value)
 
     def __setitem__(self, index, value):
         raise TypeError("traced values are immutable: instead of x[i] = v, build a new "
@@ -181,6 +183,11 @@ class TracedArray(Tracer):
     def __ge__(self, other): return np.greater_equal(self, other)
     def __eq__(self, other): return np.equal(self, other)
     def __ne__(self, other): return np.not_equal(self, other)
+    def __and__(self, other): return np.bitwise_and(self, other)
+    def __rand__(self, other): return np.bitwise_and(other, self)
+    def __or__(self, other): return np.bitwise_or(self, other)
+    def __ror__(self, other): return np.bitwise_or(other, self)
+    def __invert__(self): return np.invert(self)
 
     # ---- methods ----------------------------------------------------------
     def sum(self, axis=None, dtype=None, out=None, keepdims=False):
@@ -244,10 +251,10 @@ class TracedArray(Tracer):
         return linalg.trace(self, offset, axis1, axis2)
 
     def argmax(self, axis=None):
-        return np.argmax(self.primal, axis=axis)
+        return np.argmax(strip_derivatives(self), axis=axis)
 
     def argmin(self, axis=None):
-        return np.argmin(self.primal, axis=axis)
+        return np.argmin(strip_derivatives(self), axis=axis)
 
     def repeat(self, repeats, axis=None):
         return shape.repeat(self, repeats, axis)
@@ -259,10 +266,10 @@ class TracedArray(Tracer):
         return np.round(self, decimals, out)
 
     def any(self, axis=None, out=None, keepdims=False):
-        return np.any(self.primal, axis=axis, out=out, keepdims=keepdims)
+        return np.any(strip_derivatives(self), axis=axis, out=out, keepdims=keepdims)
 
     def all(self, axis=None, out=None, keepdims=False):
-        return np.all(self.primal, axis=axis, out=out, keepdims=keepdims)
+        return np.all(strip_derivatives(self), axis=axis, out=out, keepdims=keepdims)
 
     def sort(self, axis=-1, kind=None, order=None):
         raise TypeError("traced values are immutable: x.sort() sorts in place; "
@@ -332,9 +339,12 @@ def _clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
 
 
 def _on_primal(func):
-    """Functions whose result carries no derivative read the primal values."""
+    """Functions whose result carries no derivative read the values without
+    derivatives: a non-differentiable op, so that staging records it."""
+    op = Op(func.__name__, func, None, None)
+
     def on_primal(*args, **kwargs):
-        return func(*(a.primal if isinstance(a, TracedArray) else a for a in args), **kwargs)
+        return bind(op, *map(strip_derivatives, args), **kwargs)
     on_primal.__name__ = func.__name__
     return on_primal
 

@@ -70,18 +70,21 @@ class Op:
         shape (see :func:`defop`).
     """
 
-    __slots__ = ("name", "impl", "jvps", "vjps", "vjp_add", "saves", "drops", "identity",
-                 "doc")
+    __slots__ = ("name", "impl", "jvps", "vjps", "vjp_add", "into", "saves", "drops",
+                 "identity", "doc")
 
     def __init__(self, name, impl, jvps, vjps, doc=None):
         self.name = name
         self.impl = impl
         self.jvps = jvps
         self.vjps = vjps
-        # Optional in-place form of the VJP of argument 0 for plain arrays,
-        # ``vjp_add(buffer, g, out, *args, **params)``: adds the cotangent
-        # into ``buffer`` without materialising it (indexing uses it).
+        # Optional op accumulating the cotangent of argument 0 into a buffer,
+        # ``buffer = vjp_add(buffer, g, **params)``, run in place (its
+        # ``into``) when the sweep owns the buffer: indexing uses it.
         self.vjp_add = None
+        # Optional ``into(buffer, *args, **params)``: the op written into a
+        # buffer of the output's shape and dtype, which may be an argument.
+        self.into = None
         # Per argument, the values its rules read (argument positions and
         # "out"); None reads everything. See ``defop(saves=...)``.
         self.saves = None
@@ -104,9 +107,14 @@ class Op:
 
 
 class Tracer:
-    """Base of the traced values of every transformation (see numpy_dispatch)."""
+    """Base of the traced values of every transformation (see numpy_dispatch).
+
+    ``staged`` is true for the values of a staging trace (:mod:`dualrev.staging`):
+    they carry no derivative, only a record of how they were computed.
+    """
 
     __slots__ = ("_trace",)
+    staged = False
 
 
 class PerArgument:
@@ -359,6 +367,14 @@ def unbroadcast(g, shape):
 def primal_value(x):
     """The plain value under every level of tracing (a constant)."""
     while isinstance(x, Tracer):
+        x = x.value
+    return x
+
+
+def strip_derivatives(x):
+    """``x`` without its derivatives: the plain value, or under
+    :func:`dualrev.compile` the staged value (whose computation is recorded)."""
+    while isinstance(x, Tracer) and not x.staged:
         x = x.value
     return x
 

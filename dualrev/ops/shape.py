@@ -9,7 +9,7 @@ import operator
 
 import numpy as np
 
-from ..registry import (Tracer, defop, fit_tangent, primal_value, register_numpy, shape_of,
+from ..registry import (Tracer, defop, fit_tangent, register_numpy, shape_of, strip_derivatives,
                         unbroadcast)
 
 
@@ -246,18 +246,45 @@ def _getitem_vjp(g, out, x, *, index):
     return untake(g, index=index, shape=shape_of(x))
 
 
-def _getitem_vjp_add(buffer, g, out, x, *, index):
-    if _is_basic(index):
-        buffer[index] += g
-    else:
-        np.add.at(buffer, index, g)
-
-
 # No ``saves``: the indexed array is nearly always alive anyway (a Python loop
 # over x[i]), and keeping the reference costs less than dropping it each time.
 getitem = defop("getitem", lambda x, *, index: x[index], jvp=_getitem_jvp, vjp=_getitem_vjp,
                 doc="x[index], with integers, slices, None, integer arrays and masks.")
-getitem.vjp_add = _getitem_vjp_add
+
+
+def _index_add_into(buffer, base, g, *, index):
+    """Write ``base`` with ``g`` added at ``index`` into ``buffer``, which may
+    be ``base`` itself: O(size of g) then."""
+    if buffer is not base:
+        buffer[...] = base
+    if _is_basic(index):
+        buffer[index] += g
+    else:
+        np.add.at(buffer, index, g)  # repeated indices accumulate
+    return buffer
+
+
+def _index_add_impl(base, g, *, index):
+    buffer = np.array(base, dtype=np.result_type(base, g, np.float64))
+    return _index_add_into(buffer, buffer, g, index=index)
+
+
+def _index_add_jvp_g(t, out, base, g, *, index):
+    batch = batch_shape(t, g)
+    return untake(t, index=(slice(None),) * len(batch) + index, shape=batch + shape_of(base))
+
+
+index_add = defop("index_add", _index_add_impl, nargs=2,
+                  jvp=(lambda t, out, base, g, *, index: t, _index_add_jvp_g),
+                  vjp=(lambda h, out, base, g, *, index: h,
+                       lambda h, out, base, g, *, index: getitem(h, index=index)),
+                  saves=((), ()),
+                  doc="``base`` with ``g`` added at ``index`` (repeated indices "
+                      "accumulate): how a sweep accumulates indexing cotangents.")
+index_add.into = _index_add_into
+# A sweep accumulates x[index]'s cotangent into x's with index_add, in place
+# when it owns the buffer: O(size of g), not O(size of x), per indexed element.
+getitem.vjp_add = index_add
 
 
 def _untake_impl(g, *, index, shape):
@@ -291,6 +318,8 @@ def _is_basic(index):
 
 
 def _strip_index(i):
+    if isinstance(i, Tracer) and i.staged:
+        i = i._trace.concrete(i)  # staged under dualrev.compile: guarded
     if isinstance(i, Tracer):
         raise TypeError("an index must not be a traced value: index with integers, "
                         "slices or integer/boolean arrays that do not depend on the "
@@ -471,7 +500,7 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
     cotangent of each output element goes back to the element it came from."""
     if axis is None:
         a, axis = ravel(a), -1
-    order = np.argsort(primal_value(a), axis=axis, kind="stable")
+    order = np.argsort(strip_derivatives(a), axis=axis, kind="stable")
     return take_along_axis(a, order, axis)
 
 
