@@ -38,7 +38,7 @@ UFUNC_OF = {operator.add: np.add, operator.sub: np.subtract, operator.mul: np.mu
 #: Arrays smaller than this are not worth writing into a buffer (``out=`` costs).
 REUSE_MIN_SIZE = 4096
 
-_RESERVED = re.compile(r"^(?:[tcpg]\d+|np_\w+)$")
+_RESERVED = re.compile(r"^(?:[tcpg]\d+|op\d+|np_\w+)$")
 
 
 class Miss:
@@ -78,6 +78,13 @@ class _Names:
             self._count += 1
             self._by_id[key] = name
             self.namespace[name] = value
+        return name
+
+    def numpy(self, ufunc):
+        """A NumPy ufunc, named ``np_<its name>``."""
+        name = f"np_{ufunc.__name__}"
+        if self.namespace.setdefault(name, ufunc) is not ufunc:  # a namesake
+            return self.value(ufunc, "np_")
         return name
 
     def function(self, op, fn, suffix=""):
@@ -213,10 +220,7 @@ class _Generator:
             if op.into is not None:
                 text = f"{names.function(op, op.into, '_into')}({target}, {', '.join(args)})"
             else:
-                ufunc = _ufunc(op)
-                fn = names.function(op, ufunc) if ufunc is op.impl \
-                    else names.value(ufunc, "np_")
-                text = f"{fn}({', '.join(args)}, out={target})"
+                text = f"{names.numpy(_ufunc(op))}({', '.join(args)}, out={target})"
             self.release(k, eqn.ins)
             self.local[eqn.out] = target
             return f"{target} = {text}"
