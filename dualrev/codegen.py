@@ -51,15 +51,22 @@ class Miss:
 
 
 def _ufunc(op):
+    """The ufunc ``op`` applies, if it can write into a buffer (``out=``).
+
+    ``**`` is not one: on arrays it takes fast paths (``x ** 2`` is
+    ``np.square``) that ``np.power(..., out=)`` would not take.
+    """
     impl = op.impl
     if isinstance(impl, np.ufunc):
         return impl
-    return UFUNC_OF.get(impl) if not isinstance(impl, type) else None
+    return UFUNC_OF.get(impl) if impl.__hash__ is not None else None
 
 
 def _fresh(op):
     """Does ``op`` always return new memory (never a view of an input)?"""
-    return _ufunc(op) is not None or op.into is not None
+    impl = op.impl
+    return isinstance(impl, np.ufunc) or op.into is not None or \
+        (impl.__hash__ is not None and impl in INFIX)
 
 
 class _Names:
@@ -122,10 +129,10 @@ def _last_uses(program):
     return last
 
 
-def _reusable(program, last):
-    """Vars whose buffer an equation may overwrite once they are dead: made
-    by an op that returns fresh memory, read only by such ops (so no view
-    of them exists), of type ndarray and large enough to be worth it."""
+def _reusable(program):
+    """Vars whose buffer an equation may overwrite once they are dead: arrays
+    made by an op that returns fresh memory and read only by such ops (so
+    that no view of them exists)."""
     owned = set()
     viewed = set()
     for item in program.body:
@@ -133,12 +140,9 @@ def _reusable(program, last):
             continue
         if not _fresh(item.op):
             viewed.update(r for r in item.ins if isinstance(r, Var))
-            continue
-        typ, shape, _ = item.out.aval
-        if typ is np.ndarray and int(np.prod(shape)) >= REUSE_MIN_SIZE:
+        elif item.out.aval[0] is np.ndarray:
             owned.add(item.out)
-    inputs = set(program.inputs)
-    return owned - viewed - inputs
+    return owned - viewed - set(program.inputs)
 
 
 def generate(program, name="replay"):
@@ -152,7 +156,7 @@ class _Generator:
         self.program = program
         self.names = _Names()
         self.last = _last_uses(program)
-        self.reusable = _reusable(program, self.last)
+        self.reusable = _reusable(program)
         self.local = {}  # live Var -> its local name
         self.free = []  # local names whose value is dead
         self.count = 0
@@ -232,12 +236,20 @@ class _Generator:
         return f"{self.assign(eqn.out)} = {text}"
 
     def buffer_for(self, eqn, k):
-        """The input whose buffer ``eqn`` may write its output into, or None."""
+        """The input whose buffer ``eqn`` may write its output into, or None.
+
+        Ops with an ``into`` form always do (scattering into a copy would cost
+        a pass over the whole buffer); ufuncs only on arrays large enough for
+        ``out=`` to pay.
+        """
         op = eqn.op
-        if not self.reusable or (op.into is None and (_ufunc(op) is None
-                                                      or op.impl is operator.pow)):
+        if op.into is not None:
+            candidates = eqn.ins[:1]
+        elif _ufunc(op) is not None and \
+                int(np.prod(eqn.out.aval[1])) >= REUSE_MIN_SIZE:
+            candidates = eqn.ins
+        else:
             return None
-        candidates = eqn.ins[:1] if op.into is not None else eqn.ins
         for r in candidates:
             if r in self.reusable and self.last.get(r) == k and r in self.local \
                     and r.aval == eqn.out.aval:

@@ -314,7 +314,11 @@ untake = defop("untake", _untake_impl, jvp=_untake_jvp, vjp=_untake_vjp, saves=(
 
 
 def _is_basic(index):
-    return all(isinstance(i, (int, slice, type(None))) or i is Ellipsis for i in index)
+    """Integers, slices, None and Ellipsis only (no array): NumPy's basic indexing."""
+    for i in index:  # a loop, not all(...): this runs once per indexed element
+        if not isinstance(i, (int, slice, type(None))) and i is not Ellipsis:
+            return False
+    return True
 
 
 def _strip_index(i):
