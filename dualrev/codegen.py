@@ -42,12 +42,12 @@ _RESERVED = re.compile(r"^(?:[tcpg]\d+|op\d+|np_\w+)$")
 
 
 class Miss:
-    """What a replay returns when guard ``index`` does not hold."""
+    """What a replay returns when ``guard`` does not hold."""
 
-    __slots__ = ("index",)
+    __slots__ = ("guard",)
 
-    def __init__(self, index):
-        self.index = index
+    def __init__(self, guard):
+        self.guard = guard
 
 
 def _ufunc(op):
@@ -182,19 +182,17 @@ class _Generator:
         program = self.program
         args = [self.assign(v) for v in program.inputs]
         lines = [f"def {name}({', '.join(args)}):"]
-        n_guards = 0
         for k, item in enumerate(program.body):
             if isinstance(item, Equation):
                 lines.append("    " + self.equation(item, k))
             else:
-                lines.append("    " + self.guard(item, k, n_guards))
-                n_guards += 1
+                lines.append("    " + self.guard(item, k))
         outs = ", ".join(self.ref(r) for r in program.outputs)
         lines.append(f"    return ({outs}{',' if len(program.outputs) == 1 else ''})")
         return "\n".join(lines) + "\n", self.names.namespace
 
-    def guard(self, guard, k, index):
-        miss = self.names.value(Miss(index), "g")
+    def guard(self, guard, k):
+        miss = self.names.value(Miss(guard), "g")
         x = self.local[guard.var]
         if guard.kind == "bool":
             test = f"not {x}" if guard.expected else x

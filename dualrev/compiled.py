@@ -27,6 +27,44 @@ __all__ = ["compile", "Compiled", "CompiledProgram", "VerificationError"]
 _DYNAMIC = (np.ndarray, np.generic, float, int, complex, bool)
 
 
+class Fixed:
+    """A compiled function with its non-varying arguments fixed (see
+    :meth:`Compiled.fix`)."""
+
+    def __init__(self, compiled, args, kwargs):
+        self.compiled, self.args, self.kwargs = compiled, args, kwargs
+        self.residuals = {}  # SplitProgram -> what its fixed part computed
+
+    def _full_args(self, varying):
+        it = iter(varying)
+        fixed = iter(self.args)
+        n = len(self.args) + len(varying)
+        return [next(it) if i in self.compiled.varying_argnums else next(fixed)
+                for i in range(n)]
+
+    def __call__(self, *varying):
+        compiled = self.compiled
+        args = self._full_args(varying)
+        signature, dynamic, positions, rebuild = compiled._split(args, self.kwargs)
+        if signature is None:
+            return compiled.fn(*args, **self.kwargs)
+        moving = [dynamic[k] for k in positions]
+        miss = None
+        for entry in compiled.cache.get(signature, ()):
+            residuals = self.residuals.get(entry)
+            if residuals is None:
+                residuals = entry.run_fixed(*(x for k, x in enumerate(dynamic)
+                                              if k not in positions))
+                if residuals.__class__ is Miss:
+                    continue
+                self.residuals[entry] = residuals
+            out = entry.run_varying(*residuals, *moving)
+            if out.__class__ is not Miss:
+                return compiled._replayed(entry, out, args, self.kwargs)
+            miss = out
+        return compiled._stage(signature, dynamic, positions, rebuild, miss)
+
+
 class VerificationError(AssertionError):
     """A replay and an eager run of the same call disagree (``verify=``)."""
 
@@ -50,26 +88,46 @@ class CompiledProgram:
         self.program = program
         self.out_def = out_def
         self.equations_before = equations_before
-        self.source, namespace = generate(program)
-        exec(builtins.compile(self.source, "<dualrev.compile>", "exec"), namespace)
-        self.run = namespace["replay"]
-        self.staging_seconds = staging_seconds + 0.0
+        self.source, self.run = _build(program)
+        self.staging_seconds = staging_seconds
         self.hits = 0
 
     def __repr__(self):
         return f"<CompiledProgram: {self.program!r}>"
 
 
+def _build(program):
+    """(source, function) of ``program`` by the generated-source backend."""
+    source, namespace = generate(program)
+    exec(builtins.compile(source, "<dualrev.compile>", "exec"), namespace)
+    return source, namespace["replay"]
+
+
+class SplitProgram(CompiledProgram):
+    """A program split in its varying inputs (:func:`dualrev.passes.split`):
+    ``run_fixed`` computes what the fixed inputs alone determine (once per
+    :meth:`Compiled.fix`), ``run_varying`` the rest at each call."""
+
+    def __init__(self, program, out_def, staging_seconds, equations_before, varying):
+        super().__init__(program, out_def, staging_seconds, equations_before)
+        fixed, moving = passes.split(program, varying)
+        self.fixed_source, self.run_fixed = _build(fixed)
+        self.varying_source, self.run_varying = _build(moving)
+        self.varying_equations = len(moving.equations)
+
+
 class Compiled:
     """A function staged into programs on first use; see :func:`compile`."""
 
-    def __init__(self, fn, static_argnums, verify, max_programs, warn_after):
+    def __init__(self, fn, static_argnums, varying_argnums, verify, max_programs,
+                 warn_after):
         self.fn = fn
         self.static_argnums = frozenset(static_argnums)
+        self.varying_argnums = frozenset(varying_argnums)
         self.verify = verify
         self.max_programs = max_programs
         self.warn_after = warn_after
-        self.cache = {}  # signature -> list of CompiledProgram, most recent hit first
+        self.cache = {}  # signature -> list of CompiledProgram, most recent first
         self.restages = 0
         self.replays = 0
         self._lock = threading.Lock()
@@ -83,54 +141,79 @@ class Compiled:
         return [p for ps in self.cache.values() for p in ps]
 
     def _split(self, args, kwargs):
-        """(signature, dynamic leaves, a rebuild function) of one call."""
+        """(signature, dynamic leaves, their positions among the varying
+        arguments, a rebuild function) of one call; signature None when an
+        argument is traced by another transformation."""
         static = tuple((i, _hashable(args[i], i)) for i in sorted(self.static_argnums)
                        if i < len(args))
         dynamic_args = [None if i in self.static_argnums else a for i, a in enumerate(args)]
-        leaves, treedef = flatten((dynamic_args, kwargs))
-        kinds = []
-        dynamic = []
-        for leaf in leaves:
-            if isinstance(leaf, Tracer):
-                return None, None, None
-            if isinstance(leaf, _DYNAMIC):
-                if isinstance(leaf, np.matrix):
-                    raise TypeError("np.matrix inputs are not supported: pass np.asarray(m)")
-                kinds.append((type(leaf), getattr(leaf, "shape", ()),
-                              getattr(leaf, "dtype", None)))
-                dynamic.append(leaf)
-            else:
-                kinds.append(("static", _hashable(leaf, "a leaf")))
-        signature = (treedef_key(treedef), tuple(kinds), static)
+        kinds, dynamic, varying, leaves, defs = [], [], [], [], []
+        for i, tree in enumerate(dynamic_args + [kwargs]):
+            arg_leaves, treedef = flatten(tree)
+            defs.append(treedef_key(treedef))
+            for leaf in arg_leaves:
+                if isinstance(leaf, Tracer):
+                    return None, None, None, None
+                if isinstance(leaf, _DYNAMIC):
+                    if isinstance(leaf, np.matrix):
+                        raise TypeError("np.matrix inputs are not supported: pass "
+                                        "np.asarray(m)")
+                    kinds.append((type(leaf), getattr(leaf, "shape", ()),
+                                  getattr(leaf, "dtype", None)))
+                    if i in self.varying_argnums:
+                        varying.append(len(dynamic))
+                    dynamic.append(leaf)
+                else:
+                    kinds.append(("static", _hashable(leaf, "a leaf")))
+            leaves.append((arg_leaves, treedef))
+        signature = (tuple(defs), tuple(kinds), static)
 
         def rebuild(new_dynamic):
             it = iter(new_dynamic)
-            new = [next(it) if isinstance(leaf, _DYNAMIC) else leaf for leaf in leaves]
-            dyn_args, kw = unflatten(treedef, new)
-            full = [args[i] if i in self.static_argnums else a for i, a in enumerate(dyn_args)]
-            return full, kw
-        return signature, dynamic, rebuild
+            rebuilt = [unflatten(treedef, [next(it) if isinstance(leaf, _DYNAMIC) else leaf
+                                           for leaf in arg_leaves])
+                       for arg_leaves, treedef in leaves]
+            full = [args[i] if i in self.static_argnums else a
+                    for i, a in enumerate(rebuilt[:-1])]
+            return full, rebuilt[-1]
+        return signature, dynamic, tuple(varying), rebuild
 
     def __call__(self, *args, **kwargs):
-        signature, dynamic, rebuild = self._split(args, kwargs)
+        signature, dynamic, varying, rebuild = self._split(args, kwargs)
         if signature is None:  # called inside another transformation: run it
             return self.fn(*args, **kwargs)
         entries = self.cache.get(signature, ())
+        miss = None
         for entry in entries:
             out = entry.run(*dynamic)
             if out.__class__ is not Miss:
-                entry.hits += 1
-                self.replays += 1
-                result = unflatten(entry.out_def, out)
-                if self.verify and self.replays <= self.verify:
-                    self._check(result, args, kwargs)
-                return result
-            miss = (entry, out)
-        else:
-            miss = None if not entries else miss
-        return self._stage(signature, dynamic, rebuild, miss)
+                return self._replayed(entry, out, args, kwargs)
+            miss = out
+        return self._stage(signature, dynamic, varying, rebuild, miss)
 
-    def _stage(self, signature, dynamic, rebuild, miss):
+    def _replayed(self, entry, out, args, kwargs):
+        entry.hits += 1
+        self.replays += 1
+        result = unflatten(entry.out_def, out)
+        if self.verify and self.replays <= self.verify:
+            self._check(result, args, kwargs)
+        return result
+
+    def fix(self, *args, **kwargs):
+        """A function of the varying arguments, the others fixed at ``args``.
+
+        ``args`` are the positional arguments that are not in
+        ``varying_argnums``, in order; the returned function takes the
+        varying ones, in order. What the fixed arguments alone determine runs
+        once per program, at the first call; each call runs the rest. An
+        HVP operator is ``compile(lambda x, v: hvp(f, x, v),
+        varying_argnums=1).fix(x)``.
+        """
+        if not self.varying_argnums:
+            raise TypeError("fix() needs compile(..., varying_argnums=...)")
+        return Fixed(self, args, kwargs)
+
+    def _stage(self, signature, dynamic, varying, rebuild, miss):
         start = time.perf_counter()
         trace = StagingTrace()
         staged = [trace.new_input(x) for x in dynamic]
@@ -141,7 +224,11 @@ class Compiled:
         program = Program([s.var for s in staged], trace.body, refs)
         before = len(program.equations)
         program = passes.optimize(program)
-        entry = CompiledProgram(program, out_def, time.perf_counter() - start, before)
+        seconds = time.perf_counter() - start
+        if self.varying_argnums:
+            entry = SplitProgram(program, out_def, seconds, before, varying)
+        else:
+            entry = CompiledProgram(program, out_def, seconds, before)
         result = unflatten(out_def, [o.value if isinstance(o, Tracer) else o
                                      for o in out_leaves])
         with self._lock:
@@ -152,7 +239,7 @@ class Compiled:
                 self.restages += 1
                 if self.restages > self.warn_after and not self._warned:
                     self._warned = True
-                    guard = miss[0].program.guards[miss[1].index]
+                    guard = miss.guard
                     warnings.warn(
                         f"{self.__name__} has been staged again {self.restages} times "
                         f"because Python control flow read a traced value: "
@@ -195,7 +282,8 @@ def _hashable(value, where):
     return value
 
 
-def compile(fn, *, static_argnums=(), verify=0, max_programs=32, warn_after=8):
+def compile(fn, *, static_argnums=(), varying_argnums=(), verify=0, max_programs=32,
+            warn_after=8):
     """Stage ``fn`` into a program on first use and replay it afterwards.
 
     ``fn`` may be any function built from plain NumPy and dualrev
@@ -213,6 +301,10 @@ def compile(fn, *, static_argnums=(), verify=0, max_programs=32, warn_after=8):
     static_argnums : int or sequence of int
         Positional arguments that are part of the cache key (by hash and
         equality) instead of inputs: Python values the function branches on.
+    varying_argnums : int or sequence of int
+        Positional arguments that change more often than the others (the
+        vector of a Hessian-vector product): each program is split so that
+        :meth:`Compiled.fix` runs the work the other arguments determine once.
     verify : int
         Run the first ``verify`` replays eagerly as well and raise
         :class:`VerificationError` when they disagree: a check for hidden
@@ -263,4 +355,6 @@ def compile(fn, *, static_argnums=(), verify=0, max_programs=32, warn_after=8):
     """
     if isinstance(static_argnums, int):
         static_argnums = (static_argnums,)
-    return Compiled(fn, static_argnums, verify, max_programs, warn_after)
+    if isinstance(varying_argnums, int):
+        varying_argnums = (varying_argnums,)
+    return Compiled(fn, static_argnums, varying_argnums, verify, max_programs, warn_after)

@@ -26,7 +26,7 @@ import numpy as np
 
 from .staging import Const, Equation, Guard, Program, Var
 
-__all__ = ["optimize", "rewrite", "remove_identities", "fold_constants",
+__all__ = ["optimize", "rewrite", "split", "remove_identities", "fold_constants",
            "eliminate_common_subexpressions", "eliminate_dead_code"]
 
 _IMMUTABLE = (int, float, complex, bool, np.generic)
@@ -160,3 +160,41 @@ def optimize(program):
     then dead code."""
     program = rewrite(program, [identity, constant, common_subexpression()])
     return eliminate_dead_code(program)
+
+
+def split(program, varying):
+    """Split ``program`` into the part that depends on the inputs at the
+    positions in ``varying`` and the part that does not.
+
+    Returns ``(fixed, varying_part)``: ``fixed`` takes the other inputs and
+    returns the values that the varying part reads of it (the residuals);
+    ``varying_part`` takes those residuals followed by the varying inputs and
+    returns the program's outputs. An HVP operator is this split of
+    ``(x, v) -> H(x) v`` in ``v``: everything that only ``x`` determines runs
+    once per point, each product runs the rest.
+    """
+    moving = {program.inputs[k] for k in varying}
+    fixed_body, moving_body = [], []
+    for item in program.body:
+        reads = item.ins if isinstance(item, Equation) else (item.var,)
+        if any(r in moving for r in reads):
+            if isinstance(item, Equation):
+                moving.add(item.out)
+            moving_body.append(item)
+        else:
+            fixed_body.append(item)
+    residuals = []
+    seen = set()
+    for item in moving_body:
+        for r in (item.ins if isinstance(item, Equation) else (item.var,)):
+            if isinstance(r, Var) and r not in moving and r not in seen:
+                seen.add(r)
+                residuals.append(r)
+    for r in program.outputs:
+        if isinstance(r, Var) and r not in moving and r not in seen:
+            seen.add(r)
+            residuals.append(r)
+    fixed_inputs = [v for k, v in enumerate(program.inputs) if k not in varying]
+    moving_inputs = [program.inputs[k] for k in varying]
+    fixed = eliminate_dead_code(Program(fixed_inputs, fixed_body, residuals))
+    return fixed, Program(residuals + moving_inputs, moving_body, program.outputs)
