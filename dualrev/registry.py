@@ -84,6 +84,7 @@ class Op:
         self.vjp_add = None
         # Optional ``into(buffer, *args, **params)``: the op written into a
         # buffer of the output's shape and dtype, which may be an argument.
+        # An op with this form returns new memory (never a view) when called.
         self.into = None
         # Per argument, the values its rules read (argument positions and
         # "out"); None reads everything. See ``defop(saves=...)``.

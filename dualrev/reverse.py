@@ -238,9 +238,9 @@ class Tape:
                 cts[p] = c if prev is None else prev + c
                 owned.discard(p)
             elif isinstance(g, Tracer) or isinstance(prev, Tracer):
-                # staged: recorded as an op; the compiled program updates in place
-                base = np.zeros(shape_of(x), x.dtype) if prev is None else prev
-                cts[p] = op.vjp_add(base, g, **params)
+                # staged: recorded as ops; the compiled program updates in place
+                cts[p] = op.vjps[pos](g, out, *vals, **params) if prev is None \
+                    else op.vjp_add(prev, g, **params)
             else:
                 if p not in owned:
                     buffer = np.zeros(shape_of(x), np.result_type(x.dtype, g))

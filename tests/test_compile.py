@@ -332,3 +332,28 @@ def test_a_hundred_thousand_equations_stage_and_replay():
     assert compiled(np.float64(1.0)) == long_chain(np.float64(1.0))
     assert len(compiled.programs[0].program.equations) == 100_000
     assert compiled(np.float64(2.0)) == long_chain(np.float64(2.0))
+
+
+def test_negations_fold_into_constants_exactly():
+    program = _stage(lambda x: -((-x) * 2.0) + (-(x / 4.0)) - (-x), np.array([-0.0, 1.5]))
+    folded = passes.eliminate_dead_code(passes.fold_negations(program))
+    assert [e.op.name for e in program.equations].count("negative") == 4
+    assert [e.op.name for e in folded.equations].count("negative") == 0
+    x = np.array([-0.0, 1.5, np.inf, -3.0])
+    with np.errstate(invalid="ignore"):  # inf - inf, in both
+        assert np.array_equal(_run(folded, x), _run(program, x), equal_nan=True)
+        assert np.array_equal(np.signbit(_run(folded, x)), np.signbit(_run(program, x)))
+
+
+def test_uniform_constant_arrays_become_scalars():
+    twos = np.full(4, 2.0)
+    program = _stage(lambda x: x * twos + np.broadcast_to(1.5, (4,)), np.arange(4.0))
+    rewritten = passes.uniform_constants(program)
+    consts = [r.value for e in rewritten.equations for r in e.ins if isinstance(r, Const)]
+    assert all(np.ndim(c) == 0 for c in consts) and len(consts) == 2
+    x = np.linspace(-1, 1, 4).astype(np.float32)
+    assert np.array_equal(_run(rewritten, x), _run(program, x))
+    assert _run(rewritten, x).dtype == _run(program, x).dtype == np.float64
+    kept = _stage(lambda x: x * twos, np.float64(3.0))  # the constant gives the shape
+    assert len([r for r in passes.uniform_constants(kept).equations[0].ins
+                if isinstance(r, Const) and np.ndim(r.value)]) == 1

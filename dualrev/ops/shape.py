@@ -287,14 +287,24 @@ index_add.into = _index_add_into
 getitem.vjp_add = index_add
 
 
-def _untake_impl(g, *, index, shape):
-    dtype = np.result_type(g, np.float64)
-    z = np.zeros(shape, dtype=dtype)
+def _scatter(z, index, g):
+    """``z[index] = g`` on zeros, repeated indices accumulating."""
     if _is_basic(index):
         z[index] = g
     else:
-        np.add.at(z, index, g)  # repeated indices accumulate
+        np.add.at(z, index, g)
     return z
+
+
+def _untake_impl(g, *, index, shape):
+    return _scatter(np.zeros(shape, dtype=np.result_type(g, np.float64)), index, g)
+
+
+def _untake_into(buffer, g, *, index, shape):
+    if buffer is g:  # written over: keep g's values
+        g = g.copy()
+    buffer.fill(0)
+    return _scatter(buffer, index, g)
 
 
 def _untake_jvp(t, out, g, *, index, shape):
@@ -311,6 +321,7 @@ def _untake_vjp(h, out, g, *, index, shape):
 
 untake = defop("untake", _untake_impl, jvp=_untake_jvp, vjp=_untake_vjp, saves=((),),
                doc="Zeros of ``shape`` with ``g`` added at ``index``: the VJP of getitem.")
+untake.into = _untake_into
 
 
 def _is_basic(index):
