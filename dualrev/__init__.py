@@ -13,14 +13,18 @@ from .comparison import compare
 from .teaching import check_backprop, explain
 from .numpy_dispatch import UnsupportedFunctionError
 from . import optimize
+from .compiled import compile
+from . import codegen as _codegen
 from .ops.reductions import log_softmax, logsumexp, softmax
 from .registry import OPS, defbinary, defnondiff, defop, defunary, register_numpy
 
 __version__ = "0.1.0"
+
+_codegen.BUILTIN.update(OPS)  # generated source spells out only these op names
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "jacobian",
            "choose_mode", "derivative", "stop_gradient", "defop", "defunary",
            "defbinary", "defnondiff", "register_numpy", "OPS",
            "UnsupportedFunctionError", "logsumexp", "softmax", "log_softmax",
            "hvp", "hvp_operator", "value_grad_hvp", "hessian", "HVPOperator",
-           "explain", "check_backprop", "optimize", "compare"]
+           "explain", "check_backprop", "optimize", "compare", "compile"]

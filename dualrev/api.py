@@ -12,7 +12,7 @@ import numpy as np
 from .costmodel import default_chunk_size, predict_jacobian_mode, tape_cost
 from .forward import ForwardTrace
 from .numpy_dispatch import TracedArray
-from .registry import Tracer, shape_of
+from .registry import Tracer, shape_of, strip_derivatives
 from .reverse import Tape
 from .tree import flatten, unflatten
 
@@ -544,4 +544,4 @@ def stop_gradient(x):
     >>> float(dualrev.grad(lambda x: x * dualrev.stop_gradient(x))(3.0))
     3.0
     """
-    return x.primal if isinstance(x, TracedArray) else x
+    return strip_derivatives(x)

@@ -13,7 +13,7 @@ functions" docs page).
 
 import numpy as np
 
-from .registry import Tracer, primal_value
+from .registry import Tracer, dtype_of, shape_of
 
 __array_api_version__ = "2024.12"
 
@@ -62,7 +62,8 @@ def _traced(x):
 
 def result_type(*arrays_and_dtypes):
     """The standard's type promotion, on the values' dtypes."""
-    return np.result_type(*(primal_value(a) for a in arrays_and_dtypes))
+    return np.result_type(*(dtype_of(a) if isinstance(a, Tracer) else a
+                           for a in arrays_and_dtypes))
 
 
 def can_cast(from_, to, /):
@@ -128,7 +129,7 @@ def _cumulative(accumulate, initial, x, axis, include_initial):
     out = accumulate(x, axis=axis)
     if not include_initial:
         return out
-    shape = list(np.shape(primal_value(x)))
+    shape = list(shape_of(x))
     shape[axis] = 1
     return np.concatenate([np.full(shape, initial), out], axis=axis)
 
@@ -136,7 +137,7 @@ def _cumulative(accumulate, initial, x, axis, include_initial):
 def unstack(x, /, *, axis=0):
     """The slices of ``x`` along ``axis``, as a tuple."""
     moved = np.moveaxis(x, axis, 0)
-    return tuple(moved[i] for i in range(np.shape(primal_value(x))[axis]))
+    return tuple(moved[i] for i in range(shape_of(x)[axis]))
 
 
 def reshape(x, /, shape, *, copy=None):
@@ -205,19 +206,19 @@ def sort(x, /, *, axis=-1, descending=False, stable=True):
 
 def tril(x, /, *, k=0):
     """Lower triangle of the last two axes, zeros above diagonal ``k``."""
-    rows, cols = np.shape(primal_value(x))[-2:]
+    rows, cols = shape_of(x)[-2:]
     return np.where(np.tri(rows, cols, k, dtype=np.bool_), x, 0.0)
 
 
 def triu(x, /, *, k=0):
     """Upper triangle of the last two axes, zeros below diagonal ``k``."""
-    rows, cols = np.shape(primal_value(x))[-2:]
+    rows, cols = shape_of(x)[-2:]
     return np.where(np.tri(rows, cols, k - 1, dtype=np.bool_), 0.0, x)
 
 
 def broadcast_arrays(*arrays):
     """The arrays broadcast to their common shape."""
-    shape = np.broadcast_shapes(*(np.shape(primal_value(a)) for a in arrays))
+    shape = np.broadcast_shapes(*(shape_of(a) for a in arrays))
     return [np.broadcast_to(a, shape) for a in arrays]
 
 
@@ -236,7 +237,7 @@ def updated(x, index, value):
     >>> updated(np.zeros(4), slice(1, 3), np.array([5.0, 6.0]))
     array([0., 5., 6., 0.])
     """
-    shape = np.shape(primal_value(x))
+    shape = shape_of(x)
     positions = np.arange(int(np.prod(shape))).reshape(shape)[index]
     if not _traced(value) and not _traced(x):
         out = np.array(x, dtype=np.result_type(x, value))

@@ -28,9 +28,14 @@ def bind(op, *args, **params):
 
 
 class Tracer:
-    """Base of the traced values of every transformation (see numpy_dispatch)."""
+    """Base of the traced values of every transformation (see numpy_dispatch).
+
+    ``staged`` is true for the values of a staging trace (:mod:`dualrev.staging`):
+    they carry no derivative, only a record of how they were computed.
+    """
 
     __slots__ = ("_trace",)
+    staged = False
 
 
 _level_counter = itertools.count(1)

@@ -14,7 +14,7 @@ are installed by :mod:`dualrev.ops.methods` when the ops are registered.
 import numpy as np
 import scipy.special
 
-from .registry import NUMPY_FUNCTIONS, Op, Tracer, bind, primal_value
+from .registry import NUMPY_FUNCTIONS, Op, Tracer, bind
 
 REGISTRATION_HINT = ("register it with dualrev.defop(...) (a new primitive with its "
                      "derivative rules) or dualrev.register_numpy(func, implementation) "
@@ -103,8 +103,9 @@ class TracedArray(Tracer):
     __int__ = __complex__ = __index__ = __float__
 
     def __bool__(self):
-        # Control flow reads the primal value (``if x > 0`` compares plain values).
-        return bool(self.primal)
+        # Control flow reads the primal value (``if x > 0`` compares plain values);
+        # a staged value underneath records the outcome as a guard.
+        return bool(self.value)
 
     def __setitem__(self, index, value):
         from .array_api import assign  # x[i] = v rebinds x to the updated value
@@ -120,8 +121,12 @@ class TracedArray(Tracer):
     # ---- array attributes -------------------------------------------------
     @property
     def primal(self):
-        """The innermost plain value, without any derivative."""
-        return primal_value(self.value)
+        """The innermost plain value, without any derivative (for its shape
+        and dtype: read as a value, use :func:`~dualrev.registry.primal_value`)."""
+        x = self.value
+        while isinstance(x, Tracer):
+            x = x.value
+        return x
 
     @property
     def shape(self):

@@ -140,8 +140,13 @@ class Op:
     identity : tuple of int
         Arguments whose rules are the identity when they have the output's
         shape (see :func:`defop`).
-    vjp_add : callable or None
-        In-place VJP of argument 0 for plain arrays (see :func:`defop`).
+    vjp_add : Op or None
+        The op that accumulates argument 0's cotangent into a buffer (see
+        :func:`defop`).
+    into : callable or None
+        ``into(buffer, *args, **params)``: the op written into a buffer of
+        the output's shape and dtype, which may be an argument (compiled
+        programs reuse buffers through it).
     flops : callable
         ``flops(out, *args, **params)``: floating-point operations of one
         call, read from shapes only (``args`` and ``out`` may be arrays or
@@ -152,18 +157,22 @@ class Op:
         nothing (it is then shown under its name).
     """
 
-    __slots__ = ("name", "impl", "jvps", "vjps", "vjp_add", "saves", "drops", "identity",
-                 "flops", "teaching", "doc")
+    __slots__ = ("name", "impl", "jvps", "vjps", "vjp_add", "into", "saves", "drops",
+                 "identity", "flops", "teaching", "doc")
 
     def __init__(self, name, impl, jvps, vjps, doc=None):
         self.name = name
         self.impl = impl
         self.jvps = jvps
         self.vjps = vjps
-        # Optional in-place form of the VJP of argument 0 for plain arrays,
-        # ``vjp_add(buffer, g, out, *args, **params)``: adds the cotangent
-        # into ``buffer`` without materialising it (indexing uses it).
+        # Optional op accumulating the cotangent of argument 0 into a buffer,
+        # ``buffer = vjp_add(buffer, g, **params)``, run in place (its
+        # ``into``) when the sweep owns the buffer: indexing uses it.
         self.vjp_add = None
+        # Optional ``into(buffer, *args, **params)``: the op written into a
+        # buffer of the output's shape and dtype, which may be an argument.
+        # An op with this form returns new memory (never a view) when called.
+        self.into = None
         # Per argument, the values its rules read (argument positions and
         # "out"); None reads everything. See ``defop(saves=...)``.
         self.saves = None
@@ -268,14 +277,16 @@ def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
         argument has the output's shape (``x`` in ``x + c``). When such an
         argument is the only one traced on a tape, the tape records nothing:
         the output shares the argument's cotangent slot.
-    vjp_add : callable, optional
-        ``vjp_add(buffer, g, out, *args, **params)``: adds the cotangent of
-        argument 0 into the plain array ``buffer`` in place, without
-        materialising it (indexing uses it to stay O(size of g)).
+    vjp_add : Op, optional
+        An op ``vjp_add(buffer, g, **params)`` (with the op's params) that
+        returns ``buffer`` plus the cotangent of argument 0 for the output
+        cotangent ``g``, with an ``into`` form that adds in place: a sweep
+        then accumulates into a buffer it owns without materialising the
+        cotangent (indexing uses it to stay O(size of g)).
     flops : callable, optional
         ``flops(out, *args, **params)``: floating-point operations of one
-        call, computed from shapes only (the cost model of
-        :func:`dualrev.compare` reads it). Default :func:`default_flops`,
+        call, computed from shapes only (the cost model,
+        :mod:`dualrev.costmodel`, reads it). Default :func:`default_flops`,
         the output size; an elementwise op says so with
         :data:`ELEMENTWISE`.
     teaching : Teaching, optional
@@ -463,10 +474,31 @@ def unbroadcast(g, shape):
 
 
 def primal_value(x):
-    """The plain value under every level of tracing (a constant)."""
+    """The plain value under every level of tracing, read as a constant.
+
+    What a rule reads this way cannot change its derivative, and under
+    :func:`dualrev.compile` the program stays valid only while the value
+    does: a staged value is read with a guard. For shapes and dtypes use
+    :func:`shape_of` and :func:`dtype_of`, which read no value.
+    """
     while isinstance(x, Tracer):
+        if x.staged:
+            return x._trace.concrete(x)
         x = x.value
     return x
+
+
+def strip_derivatives(x):
+    """``x`` without its derivatives: the plain value, or under
+    :func:`dualrev.compile` the staged value (whose computation is recorded)."""
+    while isinstance(x, Tracer) and not x.staged:
+        x = x.value
+    return x
+
+
+def dtype_of(x):
+    """dtype of a plain or traced value (Python scalars as NumPy sees them)."""
+    return x.dtype if isinstance(x, Tracer) else np.result_type(x)
 
 
 def shape_of(x):

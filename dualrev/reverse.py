@@ -97,6 +97,11 @@ def _saved(drops, parents, vals, out):
     return vals, (Dropped(out) if drop_out else out)
 
 
+def _carries_derivative(x):
+    """Is ``x`` traced by a transformation (not just staged by compile)?"""
+    return isinstance(x, Tracer) and not x.staged
+
+
 class Tape:
     """One reverse-mode transformation: its records and its level.
 
@@ -256,8 +261,8 @@ class Tape:
             if release:
                 records[i] = None
             op, vals, params, out, parents = record
-            if op.vjp_add is not None and not isinstance(g, Tracer):
-                self._add_in_place(op, g, record, cts, owned)
+            if op.vjp_add is not None and not _carries_derivative(g):
+                self._accumulate(op, g, record, cts, owned)
                 continue
             vjps = op.vjps
             complex_out = _is_complex(out)
@@ -275,24 +280,29 @@ class Tape:
         return [cts[i] if i < len(cts) else None for i in wanted]
 
     @staticmethod
-    def _add_in_place(op, g, record, cts, owned):
-        """Accumulate an indexing cotangent into its input's buffer in place:
-        O(size of g), not O(size of the input) per indexed element."""
+    def _accumulate(op, g, record, cts, owned):
+        """Accumulate an indexing cotangent into its input's cotangent with
+        ``op.vjp_add``, in place in a buffer the sweep owns: O(size of g), not
+        O(size of the input) per indexed element."""
         _, vals, params, out, parents = record
         for pos, p in parents:
-            x = vals[pos]
-            if isinstance(x, Tracer) or isinstance(cts[p], Tracer):
+            x, prev = vals[pos], cts[p]
+            if _carries_derivative(x) or _carries_derivative(prev):
                 c = op.vjps[pos](g, out, *vals, **params)
-                cts[p] = c if cts[p] is None else cts[p] + c
+                cts[p] = c if prev is None else prev + c
                 owned.discard(p)
-                continue
-            if p not in owned:
-                buffer = np.zeros(shape_of(x), np.result_type(x.dtype, g))
-                if cts[p] is not None:
-                    buffer += cts[p]
-                cts[p] = buffer
-                owned.add(p)
-            op.vjp_add(cts[p], g, out, *vals, **params)
+            elif isinstance(g, Tracer) or isinstance(prev, Tracer):
+                # staged: recorded as ops; the compiled program updates in place
+                cts[p] = op.vjps[pos](g, out, *vals, **params) if prev is None \
+                    else op.vjp_add(prev, g, **params)
+            else:
+                if p not in owned:
+                    buffer = np.zeros(shape_of(x), np.result_type(x.dtype, g))
+                    if prev is not None:
+                        buffer += prev
+                    cts[p] = buffer
+                    owned.add(p)
+                op.vjp_add.into(cts[p], cts[p], g, **params)
 
     def forward(self, tangents, wanted):
         """Replay the tape forwards with tangents (index -> tangent): a JVP.

@@ -17,13 +17,13 @@ two conjugate ones twice.
 
 import numpy as np
 
-from ..registry import ELEMENTWISE, NO_FLOPS, defop, primal_value, register_numpy, shape_of
+from ..registry import ELEMENTWISE, NO_FLOPS, defop, dtype_of, register_numpy, shape_of
 from .shape import getitem
 
 
 def is_complex(x):
     """Whether a plain or traced value has a complex dtype."""
-    return np.result_type(primal_value(x)).kind == "c"
+    return dtype_of(x).kind == "c"
 
 
 # ---- real, imag, conj ----------------------------------------------------------

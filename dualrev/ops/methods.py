@@ -11,7 +11,8 @@ along with the NumPy functions that need no rule of their own.
 import numpy as np
 
 from ..numpy_dispatch import REDUCERS, Indexable, TracedArray
-from ..registry import NO_PARAMS, NUMPY_FUNCTIONS, Tracer, bind, primal_value
+from ..registry import (NO_PARAMS, NUMPY_FUNCTIONS, Op, Tracer, bind, shape_of,
+                        strip_derivatives)
 from . import arithmetic as ar
 from . import fft, linalg, reductions, shape
 
@@ -85,6 +86,11 @@ class _TracedArrayMethods:
     def __ge__(self, other): return np.greater_equal(self, other)
     def __eq__(self, other): return np.equal(self, other)
     def __ne__(self, other): return np.not_equal(self, other)
+    def __and__(self, other): return np.bitwise_and(self, other)
+    def __rand__(self, other): return np.bitwise_and(other, self)
+    def __or__(self, other): return np.bitwise_or(self, other)
+    def __ror__(self, other): return np.bitwise_or(other, self)
+    def __invert__(self): return np.invert(self)
 
     # ---- methods ----------------------------------------------------------
     def sum(self, axis=None, dtype=None, out=None, keepdims=False):
@@ -148,10 +154,10 @@ class _TracedArrayMethods:
         return linalg.trace(self, offset, axis1, axis2)
 
     def argmax(self, axis=None):
-        return np.argmax(self.primal, axis=axis)
+        return np.argmax(strip_derivatives(self), axis=axis)
 
     def argmin(self, axis=None):
-        return np.argmin(self.primal, axis=axis)
+        return np.argmin(strip_derivatives(self), axis=axis)
 
     def repeat(self, repeats, axis=None):
         return shape.repeat(self, repeats, axis)
@@ -163,10 +169,10 @@ class _TracedArrayMethods:
         return np.round(self, decimals, out)
 
     def any(self, axis=None, out=None, keepdims=False):
-        return np.any(self.primal, axis=axis, out=out, keepdims=keepdims)
+        return np.any(strip_derivatives(self), axis=axis, out=out, keepdims=keepdims)
 
     def all(self, axis=None, out=None, keepdims=False):
-        return np.all(self.primal, axis=axis, out=out, keepdims=keepdims)
+        return np.all(strip_derivatives(self), axis=axis, out=out, keepdims=keepdims)
 
 
 class _IndexableMethods:
@@ -203,9 +209,12 @@ def _clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
 
 
 def _on_primal(func):
-    """Functions whose result carries no derivative read the primal values."""
+    """Functions whose result carries no derivative read the values without
+    derivatives: a non-differentiable op, so that staging records it."""
+    op = Op(func.__name__, func, None, None)
+
     def on_primal(*args, **kwargs):
-        return func(*(a.primal if isinstance(a, TracedArray) else a for a in args), **kwargs)
+        return bind(op, *map(strip_derivatives, args), **kwargs)
     on_primal.__name__ = func.__name__
     return on_primal
 
@@ -227,7 +236,7 @@ def _constant_like(make):
     """np.zeros_like and friends: a plain array of the traced value's shape."""
     def constant_like(a, *args, **kwargs):
         kwargs.pop("dtype", None)
-        return make(np.shape(primal_value(a)), *args, **kwargs)
+        return make(shape_of(a), *args, **kwargs)
     return constant_like
 
 

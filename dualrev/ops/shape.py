@@ -10,7 +10,7 @@ import operator
 import numpy as np
 
 from ..registry import (NO_FLOPS, Teaching, Tracer, defop, fit_tangent, primal_value,
-                        register_numpy, shape_of, unbroadcast)
+                        register_numpy, shape_of, strip_derivatives, unbroadcast)
 
 
 def batch_shape(t, x):
@@ -248,31 +248,70 @@ def _getitem_vjp(g, out, x, *, index):
     return untake(g, index=index, shape=shape_of(x))
 
 
-def _getitem_vjp_add(buffer, g, out, x, *, index):
+def _index_add_into(buffer, base, g, *, index):
+    """Write ``base`` with ``g`` added at ``index`` into ``buffer``, which may
+    be ``base`` itself: O(size of g) then."""
+    if buffer is not base:
+        buffer[...] = base
     if is_basic_index(index):
         buffer[index] += g
     else:
-        np.add.at(buffer, index, g)
+        np.add.at(buffer, index, g)  # repeated indices accumulate
+    return buffer
+
+
+def _index_add_impl(base, g, *, index):
+    buffer = np.array(base, dtype=np.result_type(base, g, np.float64))
+    return _index_add_into(buffer, buffer, g, index=index)
+
+
+def _index_add_jvp_g(t, out, base, g, *, index):
+    batch = batch_shape(t, g)
+    return untake(t, index=(slice(None),) * len(batch) + index, shape=batch + shape_of(base))
+
+
+def _index_add_flops(out, base, g, *, index):
+    return int(np.prod(shape_of(g)))  # one add per element of g
+
+
+index_add = defop("index_add", _index_add_impl, nargs=2,
+                  jvp=(lambda t, out, base, g, *, index: t, _index_add_jvp_g),
+                  vjp=(lambda h, out, base, g, *, index: h,
+                       lambda h, out, base, g, *, index: getitem(h, index=index)),
+                  saves=((), ()), flops=_index_add_flops,
+                  doc="``base`` with ``g`` added at ``index`` (repeated indices "
+                      "accumulate): how a sweep accumulates indexing cotangents.")
+index_add.into = _index_add_into
 
 
 # No ``saves``: the indexed array is nearly always alive anyway (a Python loop
 # over x[i]), and keeping the reference costs less than dropping it each time.
 getitem = defop("getitem", lambda x, *, index: x[index], jvp=_getitem_jvp, vjp=_getitem_vjp,
-                vjp_add=_getitem_vjp_add, flops=NO_FLOPS,
+                vjp_add=index_add, flops=NO_FLOPS,
                 teaching=Teaching(short="idx", rev=("untake({g}, {idx})",),
                                   gate="indexing routes the gradient into the selected slots",
                                   fwd_gate="indexing selects the tangent's slots"),
                 doc="x[index], with integers, slices, None, integer arrays and masks.")
 
 
-def _untake_impl(g, *, index, shape):
-    dtype = np.result_type(g, np.float64)
-    z = np.zeros(shape, dtype=dtype)
+def _scatter(z, index, g):
+    """``z[index] = g`` on zeros, repeated indices accumulating."""
     if is_basic_index(index):
         z[index] = g
     else:
-        np.add.at(z, index, g)  # repeated indices accumulate
+        np.add.at(z, index, g)
     return z
+
+
+def _untake_impl(g, *, index, shape):
+    return _scatter(np.zeros(shape, dtype=np.result_type(g, np.float64)), index, g)
+
+
+def _untake_into(buffer, g, *, index, shape):
+    if buffer is g:  # written over: keep g's values
+        g = g.copy()
+    buffer.fill(0)
+    return _scatter(buffer, index, g)
 
 
 def _untake_jvp(t, out, g, *, index, shape):
@@ -290,6 +329,7 @@ def _untake_vjp(h, out, g, *, index, shape):
 untake = defop("untake", _untake_impl, jvp=_untake_jvp, vjp=_untake_vjp, saves=((),),
                flops=NO_FLOPS,
                doc="Zeros of ``shape`` with ``g`` added at ``index``: the VJP of getitem.")
+untake.into = _untake_into
 
 
 def is_basic_index(index):
@@ -307,6 +347,8 @@ def is_basic_index(index):
 
 
 def _strip_index(i):
+    if isinstance(i, Tracer) and i.staged:
+        i = i._trace.concrete(i)  # staged under dualrev.compile: guarded
     if isinstance(i, Tracer):
         raise TypeError("an index must not be a traced value: index with integers, "
                         "slices or integer/boolean arrays that do not depend on the "
@@ -488,7 +530,7 @@ def take(a, indices, axis=None, out=None, mode="raise"):
 def take_along_axis(arr, indices, axis):
     if axis is None:
         arr, axis = ravel(arr), 0
-    indices = np.asarray(indices, dtype=np.intp)
+    indices = np.asarray(primal_value(indices), dtype=np.intp)  # an index: a constant
     index = list(np.ix_(*(np.arange(n) for n in indices.shape)))
     index[axis % len(indices.shape)] = indices
     return getitem(arr, index=tuple(np.broadcast_arrays(*index)))
@@ -499,7 +541,7 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
     cotangent of each output element goes back to the element it came from."""
     if axis is None:
         a, axis = ravel(a), -1
-    order = np.argsort(primal_value(a), axis=axis, kind="stable")
+    order = np.argsort(strip_derivatives(a), axis=axis, kind="stable")
     return take_along_axis(a, order, axis)
 
 

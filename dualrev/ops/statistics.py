@@ -13,6 +13,8 @@ at a knot its derivative in ``x`` is the slope of the piece on the right
 (the last piece at the last knot).
 """
 
+import math
+
 import numpy as np
 
 from ..registry import defnondiff, primal_value, register_numpy, shape_of
@@ -35,7 +37,7 @@ def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
     a = _float_array(a)
     if weights is None:
         avg = np.mean(a, axis=axis, keepdims=keepdims)
-        scale = np.full(shape_of(avg), np.size(primal_value(a)) / np.size(primal_value(avg)))
+        scale = np.full(shape_of(avg), math.prod(shape_of(a)) / math.prod(shape_of(avg)))
         return (avg, scale) if returned else avg
     w = _float_array(weights)
     shape, wshape = shape_of(a), shape_of(w)
@@ -253,7 +255,7 @@ register_numpy(np.correlate, correlate)
 def polyval(p, x):
     p, x = _float_array(p), _float_array(x)
     coefficients = [getitem(p, index=(i,)) for i in range(shape_of(p)[0])]
-    y = coefficients[0] * np.ones(np.shape(primal_value(x)))
+    y = coefficients[0] * np.ones(shape_of(x))
     for c in coefficients[1:]:  # Horner
         y = y * x + c
     return y

@@ -254,6 +254,11 @@ def _shape_ops():
              label="roll-axes"),
         Spec("getitem", lambda x: np.roll(x, 4), MATRIX, label="roll-flat"),
         Spec("getitem", lambda x: np.split(x, 3, axis=1)[1], MATRIX, label="split"),
+        Spec("index_add", lambda b, g: dualrev.OPS["index_add"](b, g, index=(slice(1, None),)),
+             (((3,), (2,)), ((2, 3), (1, 3))), label="slice"),
+        Spec("index_add", lambda b, g: dualrev.OPS["index_add"](
+            b, g, index=(np.array([0, 2, 0]),)), (((3,), (3,)),), label="repeated",
+             reference=lambda b, g: b + np.bincount([0, 2, 0], g, 3)),
         Spec("getitem", lambda x: np.array_split(x, 2, axis=1)[0], MATRIX,
              label="array_split"),
         Spec("getitem", lambda x: np.hsplit(x, [1])[1], MATRIX, label="hsplit"),

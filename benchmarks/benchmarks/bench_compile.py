@@ -1,0 +1,163 @@
+"""Compiled derivatives (``dualrev.compile``) against eager ones and hand-written code.
+
+Each workload is staged once in ``setup``; the ``time_*`` benchmarks then
+time one replay, ``track_staging_over_eager`` the first call (staging,
+passes, source generation and Python's compilation of it) over one eager
+call of the same transformation.
+
+``python -m benchmarks.bench_compile`` (from ``benchmarks/``, with
+``OPENBLAS_NUM_THREADS=1``) prints every figure of the compile targets as a
+ratio measured in one run.
+"""
+
+import time
+import timeit
+
+import numpy as np
+import scipy.optimize
+
+import dualrev
+from dualrev.optimize import minimize
+
+from .bench_tape import TapeOverhead, _best_seconds, _ratio
+from .common import (indexing_loop, indexing_loop_grad_by_hand, logistic_grad_by_hand,
+                     logistic_hessp_by_hand, logistic_loss, logistic_problem, mlp_loss,
+                     mlp_loss_grad_by_hand, mlp_problem, rng, rosen_point, scalar_chain,
+                     scalar_chain_deriv_by_hand)
+
+
+def rosen(x):
+    """Rosenbrock in plain NumPy (SciPy's ``rosen``, written out)."""
+    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+def _staging_over_eager(make, call):
+    """Time of a compiled function's first call (it stages) over one eager call."""
+    eager = _best_seconds(call(make(False)), repeat=3)
+    compiled = make(True)
+    start = time.perf_counter()
+    call(compiled)()
+    return (time.perf_counter() - start) / eager
+
+
+class CompiledTapeOverhead:
+    """Per-primitive cost of a compiled gradient on the tape-overhead workloads."""
+
+    params = [["scalar_chain", "indexing_loop"]]
+    param_names = ["workload"]
+
+    def setup(self, workload):
+        base = TapeOverhead()
+        base.setup(workload)
+        self.x, self.primitives, self.by_hand = base.x, base.primitives, base.by_hand
+        self.f = base.f
+        self.grad = dualrev.compile(dualrev.grad(self.f))
+        self.grad(self.x)
+
+    def time_grad(self, workload):
+        self.grad(self.x)
+
+    def track_grad_us_per_primitive(self, workload):
+        return 1e6 * _best_seconds(lambda: self.grad(self.x)) / self.primitives
+
+    track_grad_us_per_primitive.unit = "us"
+
+    def track_staging_over_eager(self, workload):
+        return _staging_over_eager(
+            lambda compiled: dualrev.compile(dualrev.grad(self.f)) if compiled
+            else dualrev.grad(self.f), lambda g: lambda: g(self.x))
+
+    track_staging_over_eager.unit = "ratio"
+
+
+class CompiledMLP:
+    """Two-layer MLP (batch 128, 784-256-10): compiled gradient against hand-written."""
+
+    def setup(self):
+        self.params, self.X, self.y = mlp_problem()
+        self.grad = dualrev.compile(dualrev.grad(mlp_loss))
+        self.grad(self.params, self.X, self.y)
+
+    def time_grad(self):
+        self.grad(self.params, self.X, self.y)
+
+    def track_grad_over_by_hand(self):
+        return _ratio(lambda: self.grad(self.params, self.X, self.y),
+                      lambda: mlp_loss_grad_by_hand(self.params, self.X, self.y))
+
+    track_grad_over_by_hand.unit = "ratio"
+
+    def track_staging_over_eager(self):
+        return _staging_over_eager(
+            lambda compiled: dualrev.compile(dualrev.grad(mlp_loss)) if compiled
+            else dualrev.grad(mlp_loss), lambda g: lambda: g(self.params, self.X, self.y))
+
+    track_staging_over_eager.unit = "ratio"
+
+
+class CompiledRosenbrock:
+    """Rosenbrock at n = 10^6: compiled gradient and HVP-operator matvec over f."""
+
+    def setup(self):
+        self.x = rosen_point(10 ** 6)
+        self.v = rng(1).standard_normal(10 ** 6)
+        self.grad = dualrev.compile(dualrev.grad(rosen))
+        self.grad(self.x)
+        self.matvec = dualrev.compile(lambda x, v: dualrev.hvp(rosen, x, v))
+        self.matvec(self.x, self.v)
+
+    def time_grad(self):
+        self.grad(self.x)
+
+    def time_matvec(self):
+        self.matvec(self.x, self.v)
+
+    def track_grad_over_f(self):
+        return _ratio(lambda: self.grad(self.x), lambda: rosen(self.x), repeat=7)
+
+    track_grad_over_f.unit = "ratio"
+
+    def track_matvec_over_f(self):
+        return _ratio(lambda: self.matvec(self.x, self.v), lambda: rosen(self.x), repeat=7)
+
+    track_matvec_over_f.unit = "ratio"
+
+    def track_rosen_der_over_f(self):
+        return _ratio(lambda: scipy.optimize.rosen_der(self.x), lambda: rosen(self.x),
+                      repeat=7)
+
+    track_rosen_der_over_f.unit = "ratio"
+
+    def track_staging_over_eager(self):
+        return _staging_over_eager(
+            lambda compiled: dualrev.compile(dualrev.grad(rosen)) if compiled
+            else dualrev.grad(rosen), lambda g: lambda: g(self.x))
+
+    track_staging_over_eager.unit = "ratio"
+
+
+def main():
+    """Print the figures of the compile targets, each measured in one run.
+
+    ``cd benchmarks && OPENBLAS_NUM_THREADS=1 python -m benchmarks.bench_compile``
+    """
+    for workload in CompiledTapeOverhead.params[0]:
+        bench = CompiledTapeOverhead()
+        bench.setup(workload)
+        print(f"{workload}: compiled grad {bench.track_grad_us_per_primitive(workload):.3f} "
+              f"us per primitive; staging / eager call "
+              f"{bench.track_staging_over_eager(workload):.1f}")
+    mlp = CompiledMLP()
+    mlp.setup()
+    print(f"MLP: compiled grad / hand-written {mlp.track_grad_over_by_hand():.3f}; "
+          f"staging / eager call {mlp.track_staging_over_eager():.2f}")
+    ros = CompiledRosenbrock()
+    ros.setup()
+    print(f"Rosenbrock 10^6: compiled grad / f {ros.track_grad_over_f():.2f} "
+          f"(rosen_der / f {ros.track_rosen_der_over_f():.2f}); compiled HVP / f "
+          f"{ros.track_matvec_over_f():.2f}; staging / eager call "
+          f"{ros.track_staging_over_eager():.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,359 @@
+"""dualrev.compile: staged programs replay the eager results bit for bit.
+
+Every registry op through its specs (gradient, JVP and HVP, at the staging
+point and at a second point), guards on both sides of each branch, the
+cache, the program passes, hidden state caught by ``verify=``, threads, and
+a program of 10^5 equations.
+"""
+
+import threading
+import warnings
+import zlib
+
+import numpy as np
+import pytest
+
+import dualrev
+from dualrev import passes
+from dualrev.compiled import VerificationError
+from dualrev.staging import Const, Equation, Program, StagingError, StagingTrace
+from dualrev.tree import flatten
+from dualrev.testing.op_specs import SPECS
+
+DIFFERENTIABLE = [pytest.param(spec, shapes, id=f"{spec.name}-{'-'.join(map(str, shapes))}")
+                  for spec in SPECS if spec.differentiable for shapes in spec.shapes[-1:]]
+
+
+def draw(spec, shapes, salt=""):
+    seed = zlib.crc32(f"{spec.name}{shapes}{salt}".encode())
+    return spec.draw(shapes, np.random.default_rng(seed))
+
+
+def assert_identical(actual, expected):
+    a_leaves, e_leaves = flatten(actual)[0], flatten(expected)[0]
+    assert len(a_leaves) == len(e_leaves)
+    for a, e in zip(a_leaves, e_leaves):
+        assert np.shape(a) == np.shape(e)
+        assert np.array_equal(a, e, equal_nan=True), (a, e)
+
+
+def _scalar_loss(spec):
+    def loss(*args):
+        out = spec.fn(*args)
+        return np.sum(np.sin(out) * out)
+    return loss
+
+
+def _float_args(args):
+    return [np.asarray(a, float) if np.ndim(a) else float(a) for a in args]
+
+
+# ---- every op, by its specs ------------------------------------------------------
+
+@pytest.mark.parametrize("spec, shapes", DIFFERENTIABLE)
+def test_compiled_derivatives_equal_eager_bit_for_bit(spec, shapes):
+    loss = _scalar_loss(spec)
+    n = len(shapes)
+    argnums = tuple(range(n))
+    transforms = {
+        "grad": dualrev.grad(loss, argnums=argnums),
+        "jvp": lambda *args: dualrev.jvp(spec.fn, args, tuple(np.ones_like(a) for a in args)),
+        "hvp": lambda x, *rest: dualrev.hvp(lambda x: loss(x, *rest), x, np.ones_like(x)),
+    }
+    for name, fn in transforms.items():
+        compiled = dualrev.compile(fn)
+        for salt in ("", "second point"):
+            args = _float_args(draw(spec, shapes, salt))
+            assert_identical(compiled(*args), fn(*args))
+        assert len(compiled.programs) >= 1, name
+
+
+def test_staging_reaches_every_op_once_and_replays():
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return np.sum(np.tanh(x) ** 2)
+
+    g = dualrev.compile(dualrev.grad(f))
+    x = np.linspace(-1, 1, 5)
+    for k in range(3):
+        assert_identical(g(x + k), dualrev.grad(f)(x + k))
+    assert len(g.programs) == 1 and g.replays == 2
+    assert len(calls) == 1 + 3  # one staging run, plus the three eager references
+
+
+# ---- guards ----------------------------------------------------------------------
+
+def branchy(x):
+    if np.sum(x) > 0:
+        return np.sum(np.sin(x))
+    return np.sum(x ** 3)
+
+
+def newton_sqrt(a):
+    """Square root by Newton's method to convergence: the iteration count
+    depends on ``a``."""
+    x = a
+    while np.abs(x * x - a) > 1e-12 * a:
+        x = 0.5 * (x + a / x)
+    return x
+
+
+def kinks(x):
+    return abs(x[0]) + max(x[1], x[2]) + np.sum(np.where(x > 0, x, 0.1 * x))
+
+
+@pytest.mark.parametrize("f, points", [
+    (branchy, [np.array([1.0, 2.0]), np.array([-1.0, -2.0]), np.array([3.0, -0.5])]),
+    (newton_sqrt, [2.0, 2.5, 1e6, 2.0, 7.0]),
+    (kinks, [np.array([1.0, 2.0, 3.0]), np.array([-1.0, 3.0, 2.0]),
+             np.array([0.5, -1.0, -2.0]), np.array([1.0, 2.0, 3.0])]),
+])
+def test_guards_replay_only_the_branch_python_takes(f, points):
+    for transform in (lambda f: f, dualrev.grad):
+        compiled = dualrev.compile(transform(f))
+        for x in points:
+            assert_identical(compiled(x), transform(f)(x))
+        assert compiled.restages >= 1
+        assert len(compiled.programs) == compiled.restages + 1
+
+
+def test_guards_are_recorded_where_python_reads():
+    program = dualrev.compile(branchy)
+    program(np.array([1.0, 2.0]))
+    (guard,) = program.programs[0].program.guards
+    assert guard.kind == "bool" and guard.expected is True
+    assert "greater" in guard.describe()
+
+
+def test_int_of_a_traced_value_is_a_value_guard():
+    def f(x, k):
+        acc = x
+        for _ in range(k):
+            acc = np.sin(acc)
+        return acc
+
+    compiled = dualrev.compile(dualrev.grad(f))
+    for k in (3, 3, 5, 3):
+        assert_identical(compiled(0.4, k), dualrev.grad(f)(0.4, k))
+    assert len(compiled.programs) == 2
+
+
+def test_cache_is_bounded_and_restaging_warns():
+    compiled = dualrev.compile(lambda x, k: x * k if int(k) >= 0 else x,
+                               max_programs=4, warn_after=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for k in range(10):
+            assert compiled(2.0, k) == 2.0 * k
+    assert len(compiled.programs) == 4
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1 and "the value of an input" in messages[0]
+
+
+def test_new_shapes_and_dtypes_stage_new_programs():
+    g = dualrev.compile(dualrev.grad(lambda x: np.sum(x ** 2)))
+    for x in (np.ones(3), np.ones(4), np.ones(3, np.float32), np.ones(3)):
+        assert_identical(g(x), 2 * x)
+    assert len(g.programs) == 3
+    assert g.programs[0].hits == 1  # the (3,) float64 program replayed once
+
+
+def test_static_argnums_are_part_of_the_key():
+    f = dualrev.compile(lambda x, p: np.sum(x ** p), static_argnums=1)
+    assert f(np.ones(2) * 2, 2) == 8.0
+    assert f(np.ones(2) * 2, 3) == 16.0
+    assert len(f.programs) == 2
+    with pytest.raises(TypeError, match="not hashable"):
+        f(np.ones(2), [2])
+
+
+# ---- hidden state ----------------------------------------------------------------
+
+def test_verify_catches_np_random():
+    rng = np.random.default_rng(0)
+    noisy = dualrev.compile(lambda x: np.sum(x * rng.standard_normal(3)), verify=2)
+    noisy(np.ones(3))
+    with pytest.raises(VerificationError, match="np.random"):
+        noisy(np.ones(3))
+
+
+def test_verify_catches_a_mutable_global():
+    state = {"scale": 1.0}
+    scaled = dualrev.compile(lambda x: x * float(state["scale"]), verify=3)
+    assert scaled(np.ones(2))[0] == 1.0
+    assert scaled(np.ones(2))[0] == 1.0
+    state["scale"] = 2.0
+    with pytest.raises(VerificationError, match="output leaf 0"):
+        scaled(np.ones(2))
+
+
+def test_closed_over_arrays_are_read_by_reference():
+    W = np.eye(2)
+    f = dualrev.compile(lambda x: W @ x)
+    assert_identical(f(np.ones(2)), np.ones(2))
+    W[0, 0] = 3.0
+    assert_identical(f(np.ones(2)), np.array([3.0, 1.0]))
+
+
+def test_program_keeps_no_tracer_and_a_stored_tracer_fails_clearly():
+    kept = []
+
+    def f(x):
+        kept.append(np.sin(x))
+        return np.sum(x)
+
+    compiled = dualrev.compile(f)
+    compiled(np.ones(2))
+    program = compiled.programs[0].program
+    consts = [r.value for e in program.equations for r in e.ins if isinstance(r, Const)]
+    assert not any(isinstance(c, dualrev.registry.Tracer) for c in consts)
+    with pytest.raises(StagingError, match="finished"):
+        np.cos(kept[0])
+
+
+def test_np_asarray_of_an_input_says_what_to_do():
+    compiled = dualrev.compile(lambda x: np.asarray(x).sum())
+    with pytest.raises(StagingError, match="static_argnums"):
+        compiled(np.ones(2))
+
+
+def test_inside_another_transformation_it_runs_eagerly():
+    inner = dualrev.compile(lambda x: np.sin(x) * x)
+    assert_identical(dualrev.grad(inner)(0.3), np.cos(0.3) * 0.3 + np.sin(0.3))
+
+
+# ---- passes ------------------------------------------------------------------------
+
+def _stage(fn, *args):
+    trace = StagingTrace()
+    staged = [trace.new_input(a) for a in args]
+    out = fn(*staged)
+    return Program([s.var for s in staged], trace.body, trace.program([out]))
+
+
+def _run(program, *args):
+    from dualrev.codegen import generate
+    source, namespace = generate(program)
+    exec(source, namespace)
+    return namespace["replay"](*args)[0]
+
+
+def test_dead_code_elimination_drops_unused_equations():
+    program = _stage(lambda x: (np.cos(x), np.sin(x) * 2)[1], np.float64(0.5))
+    pruned = passes.eliminate_dead_code(program)
+    assert len(program.equations) == 3 and len(pruned.equations) == 2
+    assert _run(pruned, 0.7) == _run(program, 0.7) == np.sin(0.7) * 2
+
+
+def test_common_subexpressions_are_computed_once():
+    program = _stage(lambda x: np.sin(x) * np.sin(x), np.float64(0.5))
+    merged = passes.eliminate_common_subexpressions(program)
+    assert [e.op.name for e in merged.equations] == ["sin", "multiply"]
+    assert _run(merged, 0.7) == np.sin(0.7) * np.sin(0.7)
+
+
+def test_identities_are_removed_exactly():
+    program = _stage(lambda x: (x * 1.0 - 0.0) / 1 + (-0.0), np.array([-0.0, 2.0]))
+    assert len(program.equations) == 4
+    assert passes.remove_identities(program).equations == []
+    kept = _stage(lambda x: x + 0.0, np.array([-0.0]))  # -0.0 + 0.0 is 0.0
+    assert len(passes.remove_identities(kept).equations) == 1
+
+
+def test_constant_folding_runs_equations_on_constants_once():
+    # sin(0.5) * x: the sine of a constant, as a rewrite can leave it
+    program = _stage(lambda x: x * 2.0, np.float64(1.0))
+    (mul,) = program.equations
+    sine = Equation(dualrev.OPS["sin"], (Const(0.5),), {}, mul.ins[0].__class__(
+        -1, np.float64(0.0), "sin"))
+    product = Equation(mul.op, (mul.ins[0], sine.out), {}, mul.out)
+    program = Program(program.inputs, [sine, product], program.outputs)
+    folded = passes.fold_constants(program)
+    assert len(program.equations) == 2 and len(folded.equations) == 1
+    assert _run(folded, 3.0) == _run(program, 3.0) == 3.0 * np.sin(0.5)
+
+
+def test_buffer_reuse_writes_dead_intermediates_in_place():
+    f = dualrev.compile(dualrev.grad(lambda x: np.sum(np.tanh(np.sin(x) * 2.0) ** 2)))
+    x = np.linspace(-2, 2, 10000)
+    assert_identical(f(x), dualrev.grad(lambda x: np.sum(np.tanh(np.sin(x) * 2.0) ** 2))(x))
+    source = f.programs[0].source
+    assert source.count("out=") >= 2
+    small = dualrev.compile(lambda x: np.tanh(np.sin(x) * 2.0))
+    small(np.ones(3))
+    assert "out=" not in small.programs[0].source  # not worth it below the threshold
+
+
+def test_generated_source_embeds_no_user_data():
+    secret = "__import__('os')"
+    op = dualrev.defop("zz_compile_user_op", lambda x, *, tag: x * 2,
+                       jvp=lambda t, out, x, *, tag: t * 2,
+                       vjp=lambda g, out, x, *, tag: g * 2)
+    try:
+        f = dualrev.compile(lambda x: op(x, tag=secret) + 1e300)
+        assert f(np.float64(1.0)) == 2.0 + 1e300
+        source = f.programs[0].source
+        assert secret not in source and "1e+300" not in source and "zz_compile" not in source
+    finally:
+        del dualrev.OPS["zz_compile_user_op"]
+
+
+# ---- scale and concurrency -----------------------------------------------------------
+
+def test_threads_get_the_eager_answers():
+    f = lambda x: np.sum(np.sin(x) * np.exp(-x ** 2))  # noqa: E731
+    g = dualrev.compile(dualrev.grad(f))
+    g(np.zeros(4))
+    points = [np.full(4, 0.1 * k) for k in range(8)]
+    results = [None] * 8
+
+    def work(k):
+        for _ in range(50):
+            results[k] = g(points[k])
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in range(8):
+        assert_identical(results[k], dualrev.grad(f)(points[k]))
+
+
+def test_a_hundred_thousand_equations_stage_and_replay():
+    def long_chain(x):
+        for _ in range(50_000):
+            x = x * 1.0000001 + 1e-9
+        return x
+
+    compiled = dualrev.compile(long_chain)
+    assert compiled(np.float64(1.0)) == long_chain(np.float64(1.0))
+    assert len(compiled.programs[0].program.equations) == 100_000
+    assert compiled(np.float64(2.0)) == long_chain(np.float64(2.0))
+
+
+def test_negations_fold_into_constants_exactly():
+    program = _stage(lambda x: -((-x) * 2.0) + (-(x / 4.0)) - (-x), np.array([-0.0, 1.5]))
+    folded = passes.eliminate_dead_code(passes.fold_negations(program))
+    assert [e.op.name for e in program.equations].count("negative") == 4
+    assert [e.op.name for e in folded.equations].count("negative") == 0
+    x = np.array([-0.0, 1.5, np.inf, -3.0])
+    with np.errstate(invalid="ignore"):  # inf - inf, in both
+        assert np.array_equal(_run(folded, x), _run(program, x), equal_nan=True)
+        assert np.array_equal(np.signbit(_run(folded, x)), np.signbit(_run(program, x)))
+
+
+def test_uniform_constant_arrays_become_scalars():
+    twos = np.full(4, 2.0)
+    program = _stage(lambda x: x * twos + np.broadcast_to(1.5, (4,)), np.arange(4.0))
+    rewritten = passes.uniform_constants(program)
+    consts = [r.value for e in rewritten.equations for r in e.ins if isinstance(r, Const)]
+    assert all(np.ndim(c) == 0 for c in consts) and len(consts) == 2
+    x = np.linspace(-1, 1, 4).astype(np.float32)
+    assert np.array_equal(_run(rewritten, x), _run(program, x))
+    assert _run(rewritten, x).dtype == _run(program, x).dtype == np.float64
+    kept = _stage(lambda x: x * twos, np.float64(3.0))  # the constant gives the shape
+    assert len([r for r in passes.uniform_constants(kept).equations[0].ins
+                if isinstance(r, Const) and np.ndim(r.value)]) == 1
