@@ -8,7 +8,7 @@ Hessian-vector products.
 from . import ops  # noqa: F401  (first: fills the registry, gives traced values methods)
 from .api import (choose_mode, derivative, grad, jacfwd, jacobian, jacrev, jvp,
                   stop_gradient, value_and_grad, vjp)
-from .hvp import HVPOperator, hessian, hvp, hvp_operator, value_grad_hvp
+from .hvp import HVPOperator, HVPProgram, hessian, hvp, hvp_operator, value_grad_hvp
 from .comparison import compare
 from .teaching import check_backprop, explain
 from .numpy_dispatch import UnsupportedFunctionError
@@ -26,5 +26,5 @@ __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "jacobian
            "choose_mode", "derivative", "stop_gradient", "defop", "defunary",
            "defbinary", "defnondiff", "register_numpy", "OPS",
            "UnsupportedFunctionError", "logsumexp", "softmax", "log_softmax",
-           "hvp", "hvp_operator", "value_grad_hvp", "hessian", "HVPOperator",
+           "hvp", "hvp_operator", "value_grad_hvp", "hessian", "HVPOperator", "HVPProgram",
            "explain", "check_backprop", "optimize", "compare", "compile"]

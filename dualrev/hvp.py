@@ -34,6 +34,7 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from . import costmodel
+from .compiled import compile
 from .api import (argnums_tuple, as_float, grad, jacfwd, jacrev, jvp, stop_gradient,
                   value_and_grad)
 from .registry import shape_of
@@ -427,6 +428,84 @@ def value_grad_hvp(f, x, v, *, args=(), argnums=0):
             unflatten(treedef, recording.reverse(v_leaves, release=True)))
 
 
+class CompiledRecording:
+    """What :class:`HVPOperator` reads of a :class:`GradRecording`, from an
+    :class:`HVPProgram`: the value and gradient from the part of the program
+    that only ``x`` determines (run once), each product from the rest."""
+
+    def __init__(self, program, x, args):
+        _, point, _ = _selected(program.f, x, args, program.argnums)
+        x_leaves, self.treedef = flatten(point)
+        self.x_leaves = [as_float(leaf, "x") for leaf in x_leaves]
+        self._fixed = program.compiled.fix(x, *args)
+        # the kind of vectors HVPOperator passes (0-d arrays for scalar leaves)
+        value, grad_leaves, _ = self._fixed.fixed_values(
+            unflatten(self.treedef, [np.zeros(shape_of(leaf)) for leaf in self.x_leaves]))
+        self.value, self.grad_leaves = value, grad_leaves
+
+    def product(self, v_leaves, mode):
+        return self._fixed(unflatten(self.treedef, list(v_leaves)))[2]
+
+    def forward(self, v_leaves, batch):
+        columns = [self.product([leaf[k, ...] for leaf in v_leaves], None)
+                   for k in range(batch[0])]
+        return [np.stack([c[j] for c in columns]) for j in range(len(v_leaves))]
+
+
+class HVPProgram:
+    """Value, gradient and Hessian-vector products of ``f``, staged by
+    :func:`dualrev.compile` once and replayed at every point.
+
+    The staged program is split in ``v``: at a point, what ``x`` alone
+    determines (the value, the gradient, the recorded sweep's saved values)
+    runs once; each product runs the rest, as generated NumPy code with no
+    tracing. A Newton-type loop keeps one ``HVPProgram`` and asks it for an
+    operator at each iterate.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(x, *args)`` returns a scalar.
+    mode : str
+        A mode of :data:`HVP_MODES` with an operator sweep.
+    argnums : int or tuple of int
+        As in :func:`hvp`.
+
+    See Also
+    --------
+    hvp_operator, dualrev.compile
+
+    Examples
+    --------
+    >>> import numpy as np, dualrev
+    >>> program = dualrev.HVPProgram(lambda x: np.sum(x ** 4))
+    >>> H = program.operator(np.array([1.0, 2.0]))
+    >>> H @ np.array([1.0, 1.0]), H.grad
+    (array([12., 48.]), array([ 4., 32.]))
+    >>> program.operator(np.array([3.0, 1.0])) @ np.array([1.0, 0.0])  # no new staging
+    array([108.,   0.])
+    >>> len(program.compiled.programs)
+    1
+    """
+
+    def __init__(self, f, mode="rev-rev", *, argnums=0):
+        _check_mode(mode, operator_modes())
+        self.f, self.mode, self.argnums = f, mode, argnums
+
+        def value_grad_product(x, v, *args):
+            g, point, rest = _selected(self.f, x, args, self.argnums)
+            recording = GradRecording(g, point, rest)
+            return (recording.value, recording.grad_leaves,
+                    recording.product(flatten(v)[0], self.mode))
+
+        self.compiled = compile(value_grad_product, varying_argnums=1)
+
+    def operator(self, x, *, args=()):
+        """The Hessian at ``x`` as an :class:`HVPOperator` (compiled products)."""
+        flat, unravel = ravel_pytree(x)
+        return HVPOperator(CompiledRecording(self, x, args), self.mode, unravel, flat.size)
+
+
 # ---- the operator --------------------------------------------------------------
 
 class HVPOperator(LinearOperator):
@@ -534,7 +613,7 @@ def _ravel_leaves(leaves, n):
     return np.asarray(flat, np.float64).reshape(n)
 
 
-def hvp_operator(f, x, mode="rev-rev", *, args=(), argnums=0):
+def hvp_operator(f, x, mode="rev-rev", *, args=(), argnums=0, compile=False):
     """The Hessian of ``f`` at ``x`` as a ``scipy.sparse.linalg.LinearOperator``.
 
     ``grad f`` is recorded once on an outer tape; each ``H v`` is then one
@@ -557,6 +636,10 @@ def hvp_operator(f, x, mode="rev-rev", *, args=(), argnums=0):
     argnums : int or tuple of int
         Which of ``f(x, *args)``'s arguments are differentiated; must include
         ``0`` (see :func:`hvp`). The operator acts on the selected arguments.
+    compile : bool
+        Stage the products once (:func:`dualrev.compile`) and run each as
+        generated NumPy code: worth it for the many products of an iterative
+        solver. For operators at many points, keep one :class:`HVPProgram`.
 
     Returns
     -------
@@ -581,6 +664,8 @@ def hvp_operator(f, x, mode="rev-rev", *, args=(), argnums=0):
     >>> np.allclose(A @ x, [1.0, 1.0])
     True
     """
+    if compile:
+        return HVPProgram(f, mode, argnums=argnums).operator(x, args=args)
     _check_mode(mode, operator_modes())
     f, x, args = _selected(f, x, args, argnums)
     flat, unravel = ravel_pytree(x)

@@ -24,6 +24,7 @@ for code that calls SciPy itself.
 
 import collections
 import copy
+import weakref
 
 import numpy as np
 import scipy.optimize
@@ -31,7 +32,8 @@ from scipy.optimize import LinearConstraint, NonlinearConstraint
 
 from .api import jacobian, value_and_grad
 from .hessian_free import ModelLoss, hessian_free
-from .hvp import hessian, hvp_operator
+from .compiled import compile
+from .hvp import HVPProgram, hessian, hvp_operator
 from .tree import flat_vector, ravel_pytree
 
 __all__ = ["minimize", "jac", "hessp", "hess", "hessian_free", "ModelLoss",
@@ -62,12 +64,20 @@ class _Objective:
     ``_CACHE_SIZE`` points are kept.
     """
 
-    def __init__(self, fun, unravel=None, hvp_mode="rev-rev", operator=False):
+    def __init__(self, fun, unravel=None, hvp_mode="rev-rev", operator=False,
+                 compiled=False):
         self.fun = fun
         self.unravel = unravel if unravel is not None else _identity
         self.hvp_mode = hvp_mode
         self.operator = operator
         self._cache = collections.OrderedDict()
+        # Compiled: every derivative staged once (dualrev.compile), replayed after.
+        self._value_and_grad = value_and_grad(fun)
+        self._hessian = hessian(self._flat_fun, mode=hvp_mode)
+        self._program = None
+        if compiled:
+            self._value_and_grad, self._program = _staged(fun, hvp_mode)
+            self._hessian = compile(self._hessian)
 
     def _entry(self, x, args, operator):
         x = np.asarray(x, np.float64)
@@ -79,10 +89,11 @@ class _Objective:
             return entry
         point = self.unravel(x.copy())
         if operator:
-            op = hvp_operator(self.fun, point, self.hvp_mode, args=args)
+            op = hvp_operator(self.fun, point, self.hvp_mode, args=args) \
+                if self._program is None else self._program.operator(point, args=args)
             entry = {"value": op.value, "grad": op.grad, "operator": op}
         else:
-            value, g = value_and_grad(self.fun)(point, *args)
+            value, g = self._value_and_grad(point, *args)
             entry = {"value": float(value), "grad": flat_vector(g, x.size), "operator": None}
         entry["args"] = args
         self._cache[key] = entry
@@ -97,11 +108,11 @@ class _Objective:
         return self._entry(x, args, self.operator)["grad"].copy()
 
     def hessp(self, x, p, *args):
-        return self._entry(x, args, True)["operator"].matvec(np.asarray(p, np.float64))
+        return self._entry(x, args, True)["operator"]._matvec(np.asarray(p, np.float64))
 
     def hess(self, x, *args):
         x = np.asarray(x, np.float64)
-        H = hessian(self._flat_fun, mode=self.hvp_mode)(x, *args)
+        H = self._hessian(x, *args)
         return np.asarray(H, np.float64).reshape(x.size, x.size)
 
     def plain_value(self, x, *args):
@@ -109,6 +120,23 @@ class _Objective:
 
     def _flat_fun(self, x, *args):
         return self.fun(self.unravel(x), *args)
+
+
+#: fun -> {hvp_mode: its staged derivatives}, kept while fun lives: a second
+#: solve of the same objective (new data of the same shapes, a new start)
+#: replays the programs of the first, as a jit cache does.
+_STAGED = weakref.WeakKeyDictionary()
+
+
+def _staged(fun, hvp_mode):
+    """(value_and_grad, HVPProgram) of ``fun``, compiled."""
+    try:
+        per_mode = _STAGED.setdefault(fun, {})
+    except TypeError:  # not weakly referable: staged for this solve only
+        per_mode = {}
+    if hvp_mode not in per_mode:
+        per_mode[hvp_mode] = (compile(value_and_grad(fun)), HVPProgram(fun, hvp_mode))
+    return per_mode[hvp_mode]
 
 
 def _identity(x):
@@ -216,7 +244,8 @@ def hess(f, mode="fwd-rev"):
 
 # ---- minimize ---------------------------------------------------------------------------
 
-def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", **kwargs):
+def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", compile=False,
+             **kwargs):
     """``scipy.optimize.minimize`` with derivatives computed by dualrev.
 
     The objective is written in plain NumPy; dualrev supplies what the
@@ -241,6 +270,13 @@ def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", **kwargs)
         TNC; derivative-free methods get the value only.
     hvp_mode : {"rev-rev", "fwd-rev"}
         How Hessian-vector products (and full Hessians) are computed.
+    compile : bool
+        Stage the derivatives once with :func:`dualrev.compile` (one program
+        per guard outcome) and replay them at every iterate: the value and
+        gradient, and for Hessian-vector methods one
+        :class:`~dualrev.hvp.HVPProgram` whose part that only the iterate
+        determines runs once per iterate. Worth it when ``fun`` has many
+        small operations or many iterations.
     **kwargs
         Passed to SciPy: ``bounds`` (on the flat vector, whose order is that
         of :func:`dualrev.tree.flatten`: dict keys sorted; or, when ``x0`` is
@@ -271,6 +307,9 @@ def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", **kwargs)
     >>> res = minimize(f, {"w": np.zeros(2), "b": 0.0}, method="Newton-CG")
     >>> bool(res.success), np.round(res.x["w"], 4), np.round(res.x["b"], 4)
     (True, array([2.6667, 1.    ]), np.float64(-3.3333))
+    >>> staged = minimize(f, {"w": np.zeros(2), "b": 0.0}, method="Newton-CG", compile=True)
+    >>> bool(np.allclose(staged.x["w"], res.x["w"]))
+    True
     """
     for name in ("jac", "hess", "hessp"):
         if name in kwargs:
@@ -280,7 +319,7 @@ def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", **kwargs)
     args = tuple(args) if isinstance(args, (tuple, list)) else (args,)
     name = method.lower() if isinstance(method, str) else method
     objective = _Objective(fun, unravel, hvp_mode, operator=name in HESSP_METHODS
-                           or callable(name))
+                           or callable(name), compiled=compile)
     if "constraints" in kwargs:
         kwargs["constraints"] = _constraints_with_jacobians(kwargs["constraints"], unravel)
     if isinstance(kwargs.get("bounds"), dict):

@@ -357,3 +357,67 @@ def test_uniform_constant_arrays_become_scalars():
     kept = _stage(lambda x: x * twos, np.float64(3.0))  # the constant gives the shape
     assert len([r for r in passes.uniform_constants(kept).equations[0].ins
                 if isinstance(r, Const) and np.ndim(r.value)]) == 1
+
+
+# ---- where compiling pays: operators and optimizers -----------------------------------
+
+def test_split_programs_run_the_fixed_part_once():
+    calls = []
+
+    def rosen(x):
+        return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+    hvp = dualrev.compile(lambda x, v: dualrev.hvp(rosen, x, v), varying_argnums=1)
+    x = np.linspace(-1, 1, 6)
+    H = hvp.fix(x)
+    for k in range(3):
+        v = np.arange(6.0) - k
+        assert_identical(H(v), dualrev.hvp(rosen, x, v))
+    entry = hvp.programs[0]
+    assert entry.varying_equations < len(entry.program.equations)
+    assert len(H.residuals) == 1 and len(hvp.programs) == 1
+    assert_identical(hvp.fix(x + 1)(v), dualrev.hvp(rosen, x + 1, v))
+    assert len(hvp.programs) == 1
+    with pytest.raises(TypeError, match="varying_argnums"):
+        dualrev.compile(rosen).fix(x)
+
+
+@pytest.mark.parametrize("mode", ["rev-rev", "fwd-rev"])
+def test_compiled_hvp_operator_equals_the_eager_one(mode):
+    def f(p, scale):
+        return scale * np.sum(np.tanh(p["w"]) ** 2) + np.sum(p["w"] ** 2) * p["b"] ** 2
+
+    program = dualrev.HVPProgram(f, mode)
+    V = np.random.default_rng(0).standard_normal((4, 3))
+    for k, point in enumerate([{"w": np.arange(3.0), "b": 0.5}, {"w": -np.ones(3), "b": 2.0}]):
+        eager = dualrev.hvp_operator(f, point, mode, args=(1.5,))
+        staged = program.operator(point, args=(1.5,))
+        assert staged.value == eager.value
+        assert np.array_equal(staged.grad, eager.grad)
+        for v in V.T:
+            assert np.allclose(staged @ v, eager @ v, rtol=1e-14, atol=0)
+        assert np.allclose(staged.matmat(V), eager.matmat(V), rtol=1e-13, atol=1e-15)
+    assert len(program.compiled.programs) == 1
+    one_off = dualrev.hvp_operator(f, point, mode, args=(1.5,), compile=True)
+    assert np.allclose(one_off @ V[:, 0], eager @ V[:, 0], rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("method", ["Newton-CG", "trust-ncg", "L-BFGS-B", "trust-exact"])
+def test_minimize_compiled_takes_the_same_steps(method):
+    rng = np.random.default_rng(1)
+    A, b = rng.standard_normal((40, 5)), np.sign(rng.standard_normal(40))
+
+    def loss(w, A, b):
+        return np.mean(np.logaddexp(0.0, -b * (A @ w))) + 0.01 * np.sum(w ** 2)
+
+    eager = dualrev.optimize.minimize(loss, np.zeros(5), args=(A, b), method=method)
+    staged = dualrev.optimize.minimize(loss, np.zeros(5), args=(A, b), method=method,
+                                       compile=True)
+    assert staged.nit == eager.nit and staged.nfev == eager.nfev
+    np.testing.assert_allclose(staged.x, eager.x, rtol=1e-12, atol=1e-14)
+    # a second solve replays the programs of the first
+    again = dualrev.optimize.minimize(loss, np.ones(5), args=(A, b), method=method,
+                                      compile=True)
+    eager_again = dualrev.optimize.minimize(loss, np.ones(5), args=(A, b), method=method)
+    assert again.nit == eager_again.nit
+    np.testing.assert_allclose(again.x, eager_again.x, rtol=1e-12, atol=1e-14)
