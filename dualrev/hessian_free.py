@@ -14,8 +14,9 @@ import time
 import numpy as np
 from scipy.optimize import OptimizeResult
 
-from .api import jvp, vjp
-from .hvp import hvp_operator
+from .api import jvp, value_and_grad, vjp
+from .compiled import compile
+from .hvp import HVPProgram, hvp, hvp_operator
 from .tree import flat_vector, ravel_pytree
 
 __all__ = ["hessian_free", "ModelLoss"]
@@ -96,6 +97,38 @@ class GaussNewtonCurvature:
         return self._pull(self._h_out.matvec(flat_vector(Jv)))
 
 
+class CompiledGaussNewton:
+    """Gauss-Newton curvature staged once (:func:`dualrev.compile`) and
+    replayed at every point: value, gradient and ``J^T H_out J v`` from one
+    program split in ``v``, whose part that only the point and batch
+    determine (the model's forward pass) runs once per point."""
+
+    def __init__(self, loss, hvp_mode):
+        def value_grad_product(params, v, *batch):
+            value, g = value_and_grad(loss)(params, *batch)
+            out, pullback = vjp(lambda p: loss.model(p, *batch), params)
+            _, Jv = jvp(lambda p: loss.model(p, *batch), (params,), (v,))
+            product = pullback(hvp(loss.out_loss, out, Jv, hvp_mode, args=batch))[0]
+            return value, g, product
+
+        self.compiled = compile(value_grad_product, varying_argnums=1)
+
+    def at(self, params, batch):
+        """The curvature at ``params`` on ``batch`` (``value``, ``grad``, ``matvec``)."""
+        return _CompiledPoint(self.compiled.fix(params, *batch), params)
+
+
+class _CompiledPoint:
+    def __init__(self, fixed, params):
+        self._fixed = fixed
+        flat, self._unravel = ravel_pytree(params)
+        value, g, _ = fixed.fixed_values(self._unravel(np.zeros_like(flat)))
+        self.value, self.grad = value, flat_vector(g, flat.size)
+
+    def matvec(self, v):
+        return flat_vector(self._fixed(self._unravel(v))[2], v.size)
+
+
 def _martens_cg(matvec, g, x0, maxiter, tol):
     """Minimise ``phi(x) = x.A x / 2 + g.x`` by CG from ``x0``.
 
@@ -145,7 +178,8 @@ def _batch_source(batches):
 
 def hessian_free(loss, params, batches=None, *, maxiter=100, curvature="hessian",
                  damping=1.0, cg_maxiter=250, cg_tol=5e-4, warm_start_decay=0.95,
-                 gtol=1e-6, hvp_mode="rev-rev", callback=None, verbose=False):
+                 gtol=1e-6, hvp_mode="rev-rev", callback=None, verbose=False,
+                 compile=False):
     """Minimise ``loss`` by Hessian-free (truncated Newton) optimisation.
 
     Each iteration (Martens 2010): evaluate the loss and gradient ``g``,
@@ -194,6 +228,10 @@ def hessian_free(loss, params, batches=None, *, maxiter=100, curvature="hessian"
         alpha, time``; returning True stops.
     verbose : bool
         Print one progress line per iteration.
+    compile : bool
+        Stage the value, gradient and curvature products once
+        (:func:`dualrev.compile`) and replay them at every iteration, the
+        part that only the point and batch determine once per iteration.
 
     Returns
     -------
@@ -229,6 +267,10 @@ def hessian_free(loss, params, batches=None, *, maxiter=100, curvature="hessian"
                         "ModelLoss(model, out_loss)")
     x, unravel = ravel_pytree(params)
     next_batch = _batch_source(batches)
+    staged = None
+    if compile:
+        staged = HVPProgram(loss, hvp_mode) if curvature == "hessian" \
+            else CompiledGaussNewton(loss, hvp_mode)
     direction = np.zeros_like(x)
     history = []
     start = time.perf_counter()
@@ -236,7 +278,7 @@ def hessian_free(loss, params, batches=None, *, maxiter=100, curvature="hessian"
     value = np.nan
     for k in range(maxiter):
         batch = next_batch(k)
-        model = _curvature_at(loss, unravel(x), batch, curvature, unravel, hvp_mode)
+        model = _curvature_at(loss, unravel(x), batch, curvature, unravel, hvp_mode, staged)
         value, g = model.value, model.grad
         grad_norm = float(np.linalg.norm(g))
         if grad_norm < gtol:
@@ -266,7 +308,11 @@ def hessian_free(loss, params, batches=None, *, maxiter=100, curvature="hessian"
                           message=message, damping=damping, history=history)
 
 
-def _curvature_at(loss, point, batch, curvature, unravel, hvp_mode):
+def _curvature_at(loss, point, batch, curvature, unravel, hvp_mode, staged):
+    if isinstance(staged, HVPProgram):
+        return staged.operator(point, args=batch)
+    if staged is not None:
+        return staged.at(point, batch)
     if curvature == "hessian":
         return HessianCurvature(loss, point, batch, hvp_mode)
     return GaussNewtonCurvature(loss, point, batch, unravel, hvp_mode)

@@ -421,3 +421,21 @@ def test_minimize_compiled_takes_the_same_steps(method):
     eager_again = dualrev.optimize.minimize(loss, np.ones(5), args=(A, b), method=method)
     assert again.nit == eager_again.nit
     np.testing.assert_allclose(again.x, eager_again.x, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("curvature", ["hessian", "gauss-newton"])
+def test_hessian_free_compiled_takes_the_same_steps(curvature):
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((30, 4)), rng.standard_normal(30)
+    model = lambda p, batch: np.tanh(batch[0] @ p["w"] + p["b"])  # noqa: E731
+    out_loss = lambda out, batch: np.mean((out - batch[1]) ** 2)  # noqa: E731
+    loss = dualrev.optimize.ModelLoss(model, out_loss)
+    params = {"w": np.full(4, 0.1), "b": 0.0}
+    batches = [(X[:15], y[:15]), (X[15:], y[15:])]
+    eager = dualrev.optimize.hessian_free(loss, params, batches, maxiter=6,
+                                          curvature=curvature)
+    staged = dualrev.optimize.hessian_free(loss, params, batches, maxiter=6,
+                                           curvature=curvature, compile=True)
+    assert [h["cg_iterations"] for h in staged.history] == \
+        [h["cg_iterations"] for h in eager.history]
+    np.testing.assert_allclose(staged.x_flat, eager.x_flat, rtol=1e-12, atol=1e-14)
