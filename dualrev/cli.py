@@ -136,7 +136,8 @@ def _compare_command(args):
     print(format_table(reports))
     print("\ntimes: median, as a ratio to one evaluation of f; fwd passes = n directions "
           "(batched), rev passes = m sweeps after one recording; * = measured winner "
-          "differs from the cost model's")
+          "differs from the cost model's; compiled = the predicted mode staged by "
+          "dualrev.compile, one replay; staging = its first call (staged once)")
     if args.json:
         _write_json(args.json, reports, args.quick, total)
     if args.plot:

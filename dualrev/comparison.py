@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .api import jacfwd, jacrev
+from .compiled import compile
 from .costmodel import TapeCost, forward_passes, jacobian_costs, predict_jacobian_mode, tape_cost
 from .hvp import HVP_MODES, hvp_costs
 from .hvp import hvp as hvp_product
@@ -92,6 +93,11 @@ class ModeResult:
         Largest difference from the reference result (the other Jacobian
         mode, or for HVPs the first exact mode of
         :data:`~dualrev.hvp.HVP_MODES`, forward over reverse).
+    compiled_ratio : float
+        The same mode staged by :func:`dualrev.compile`: time of one replay
+        over one evaluation of ``f`` (measured for the predicted mode).
+    staging_ratio : float
+        Time of staging it (the first compiled call) over one evaluation of ``f``.
     """
 
     mode: str
@@ -102,6 +108,8 @@ class ModeResult:
     time_ratio: float = math.nan
     peak_bytes: int = 0
     max_abs_diff: float = math.nan
+    compiled_ratio: float = math.nan
+    staging_ratio: float = math.nan
 
 
 @dataclass
@@ -168,6 +176,16 @@ def _measure(result, fn, f_seconds, budget, reference=None):
     return value
 
 
+def _measure_compiled(result, fn, f_seconds, budget, x):
+    """Stage ``fn`` (a derivative of ``f``, called at ``x``) and time its
+    replays: when compiling pays, and what staging costs."""
+    compiled = compile(fn)
+    start = time.perf_counter()
+    compiled(x)
+    result.staging_ratio = (time.perf_counter() - start) / f_seconds
+    result.compiled_ratio = _seconds(lambda: compiled(x), budget) / f_seconds
+
+
 def _reference_hvp_mode():
     """The first exact mode of :data:`~dualrev.hvp.HVP_MODES`: the others' yardstick."""
     return next(name for name, mode in HVP_MODES.items() if mode.exact)
@@ -187,6 +205,9 @@ def _compare_hvps(report, f, x, f_seconds, budget):
     exact = [r for r in report.hvp if HVP_MODES[r.mode].exact]
     report.hvp_predicted = min(exact, key=lambda r: r.cost).mode
     report.hvp_measured = min(exact, key=lambda r: r.seconds).mode
+    mode = report.hvp_predicted
+    _measure_compiled(report.mode(mode), lambda x: hvp_product(f, x, v, mode), f_seconds,
+                      budget, x)
 
 
 def compare(f, x, *, name=None, hvp=True, budget=0.2, note=""):
@@ -247,6 +268,9 @@ def compare(f, x, *, name=None, hvp=True, budget=0.2, note=""):
     report = Report(name or getattr(f, "__name__", "f"), n, m, cost.ops, cost.flops,
                     f_seconds, [fwd, rev], predict_jacobian_mode(cost, n, m),
                     "fwd" if fwd.seconds <= rev.seconds else "rev", note=note, cost=cost)
+    _measure_compiled(report.mode(report.predicted),
+                      jacfwd(f) if report.predicted == "fwd" else jacrev(f),
+                      f_seconds, budget, x)
     if hvp:
         _compare_hvps(report, f, x, f_seconds, budget)
     return report
@@ -296,7 +320,13 @@ def _si(value):
 
 
 JACOBIAN_COLUMNS = ("function", "n", "m", "fwd passes", "rev passes", "ops", "flops",
-                    "time fwd", "time rev", "mem fwd", "mem rev", "predicted", "measured")
+                    "time fwd", "time rev", "mem fwd", "mem rev", "predicted", "measured",
+                    "compiled", "staging")
+
+
+def _compiled_cells(result):
+    """The compiled replay's and the staging's time over f, of the predicted mode."""
+    return f"{result.compiled_ratio:.3g}", f"{result.staging_ratio:.3g}"
 
 
 def _jacobian_row(r):
@@ -304,14 +334,16 @@ def _jacobian_row(r):
     return (r.name, str(r.n), str(r.m), str(fwd.passes), str(rev.passes), str(r.ops),
             _si(r.flops), f"{fwd.time_ratio:.3g}", f"{rev.time_ratio:.3g}",
             _si(fwd.peak_bytes) + "B", _si(rev.peak_bytes) + "B", r.predicted,
-            r.measured + ("" if r.measured == r.predicted else " *"))
+            r.measured + ("" if r.measured == r.predicted else " *")) \
+        + _compiled_cells(r.mode(r.predicted))
 
 
 def _hvp_row(r):
     cells = [r.name, str(r.n)]
     for res in r.hvp:
         cells.append(f"{res.time_ratio:.3g}")
-    return tuple(cells) + (r.hvp_predicted, r.hvp_measured)
+    return tuple(cells) + (r.hvp_predicted, r.hvp_measured) \
+        + _compiled_cells(r.mode(r.hvp_predicted))
 
 
 def _render(columns, rows):
@@ -335,12 +367,13 @@ def format_table(reports):
     >>> r = compare(np.sin, np.ones(3), budget=0.01)
     >>> print(format_table([r]).splitlines()[0])  # doctest: +NORMALIZE_WHITESPACE
     function n m fwd passes rev passes ops flops time fwd time rev mem fwd mem rev
-    predicted measured
+    predicted measured compiled staging
     """
     text = _render(JACOBIAN_COLUMNS, [_jacobian_row(r) for r in reports])
     with_hvp = [r for r in reports if r.hvp]
     if with_hvp:
         modes = tuple(res.mode for res in with_hvp[0].hvp)
-        columns = ("HVP (time / f)", "n") + modes + ("predicted", "measured")
+        columns = ("HVP (time / f)", "n") + modes + ("predicted", "measured", "compiled",
+                                                     "staging")
         text += "\n\n" + _render(columns, [_hvp_row(r) for r in with_hvp])
     return text

@@ -103,7 +103,8 @@ class CompiledRosenbrock:
         self.v = rng(1).standard_normal(10 ** 6)
         self.grad = dualrev.compile(dualrev.grad(rosen))
         self.grad(self.x)
-        self.matvec = dualrev.compile(lambda x, v: dualrev.hvp(rosen, x, v))
+        operator = dualrev.hvp_operator(rosen, self.x, "fwd-rev", compile=True)
+        self.matvec = lambda x, v: operator.matvec(v)
         self.matvec(self.x, self.v)
 
     def time_grad(self):
@@ -128,12 +129,55 @@ class CompiledRosenbrock:
 
     track_rosen_der_over_f.unit = "ratio"
 
+    def track_matvec_over_rosen_hess_prod(self):
+        return _ratio(lambda: self.matvec(self.x, self.v),
+                      lambda: scipy.optimize.rosen_hess_prod(self.x, self.v), repeat=7)
+
+    track_matvec_over_rosen_hess_prod.unit = "ratio"
+
     def track_staging_over_eager(self):
         return _staging_over_eager(
             lambda compiled: dualrev.compile(dualrev.grad(rosen)) if compiled
             else dualrev.grad(rosen), lambda g: lambda: g(self.x))
 
     track_staging_over_eager.unit = "ratio"
+
+
+class CompiledNewtonCG:
+    """L2 logistic regression by Newton-CG and trust-ncg: ``minimize(compile=True)``
+    over the same solver fed hand-written derivatives (the programs staged by
+    a first solve in ``setup``, as when an objective is solved again)."""
+
+    params = [["5000x200", "569x31"], ["Newton-CG", "trust-ncg"]]
+    param_names = ["problem", "method"]
+
+    def setup(self, problem, method):
+        n, d = map(int, problem.split("x"))
+        A, b, lam = logistic_problem(n, d)
+        self.args, self.w0 = (A, b, lam), np.zeros(d)
+        self.options = {"xtol": 1e-8} if method == "Newton-CG" else {"gtol": 1e-8}
+        self.method = method
+        self.solve_compiled()
+
+    def solve_compiled(self):
+        return minimize(logistic_loss, self.w0, args=self.args, method=self.method,
+                        options=self.options, compile=True)
+
+    def solve_by_hand(self):
+        return scipy.optimize.minimize(
+            logistic_loss, self.w0, args=self.args, method=self.method,
+            jac=logistic_grad_by_hand, hessp=logistic_hessp_by_hand, options=self.options)
+
+    def time_compiled(self, problem, method):
+        self.solve_compiled()
+
+    def time_by_hand(self, problem, method):
+        self.solve_by_hand()
+
+    def track_compiled_over_by_hand(self, problem, method):
+        return _ratio(self.solve_compiled, self.solve_by_hand, repeat=9)
+
+    track_compiled_over_by_hand.unit = "ratio"
 
 
 def main():
@@ -154,9 +198,16 @@ def main():
     ros = CompiledRosenbrock()
     ros.setup()
     print(f"Rosenbrock 10^6: compiled grad / f {ros.track_grad_over_f():.2f} "
-          f"(rosen_der / f {ros.track_rosen_der_over_f():.2f}); compiled HVP / f "
-          f"{ros.track_matvec_over_f():.2f}; staging / eager call "
+          f"(rosen_der / f {ros.track_rosen_der_over_f():.2f}); compiled operator matvec "
+          f"/ f {ros.track_matvec_over_f():.2f}, / rosen_hess_prod "
+          f"{ros.track_matvec_over_rosen_hess_prod():.2f}; staging / eager call "
           f"{ros.track_staging_over_eager():.2f}")
+    for problem in CompiledNewtonCG.params[0]:
+        for method in CompiledNewtonCG.params[1]:
+            bench = CompiledNewtonCG()
+            bench.setup(problem, method)
+            print(f"{method}, logistic regression {problem}: compiled / hand-written "
+                  f"derivatives {bench.track_compiled_over_by_hand(problem, method):.2f}")
 
 
 if __name__ == "__main__":
