@@ -12,7 +12,7 @@ import numpy as np
 from .costmodel import default_chunk_size, predict_jacobian_mode, tape_cost
 from .forward import ForwardTrace
 from .numpy_dispatch import TracedArray
-from .registry import Tracer, shape_of, strip_derivatives
+from .registry import Op, Tracer, shape_of, strip_derivatives
 from .reverse import Tape
 from .tree import flatten, unflatten
 
@@ -24,6 +24,8 @@ __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "jacobian
 
 def as_float(x, where="argument"):
     """``x`` as a differentiable float value, or a TypeError naming ``where``."""
+    if isinstance(x, Tracer) and x.staged:  # under dualrev.compile: as its value would be
+        return x if as_float(x.value, where) is x.value else _TO_FLOAT64(x)
     if isinstance(x, np.ndarray):
         kind = x.dtype.kind
         if kind == "f":
@@ -48,6 +50,11 @@ def as_float(x, where="argument"):
         raise TypeError(f"{where} is a {type(x).__name__} inside a leaf position")
     raise TypeError(f"{where} has type {type(x).__name__}; dualrev differentiates "
                     "floats, NumPy float arrays, and tuples/lists/dicts of them")
+
+
+#: An integer input, converted as :func:`as_float` converts it (recorded
+#: when staged, so that a compiled program converts it at each call).
+_TO_FLOAT64 = Op("to_float64", lambda x: np.asarray(x, np.float64)[()], None, None)
 
 
 def argnums_tuple(argnums, nargs):

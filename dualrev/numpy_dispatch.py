@@ -15,6 +15,7 @@ import numpy as np
 import scipy.special
 
 from .registry import NUMPY_FUNCTIONS, Op, Tracer, bind
+from .tree import flatten
 
 REGISTRATION_HINT = ("register it with dualrev.defop(...) (a new primitive with its "
                      "derivative rules) or dualrev.register_numpy(func, implementation) "
@@ -83,12 +84,18 @@ class TracedArray(Tracer):
         if method == "reduce" and ufunc in REDUCERS:
             return REDUCERS[ufunc](*inputs, **kwargs)
         what = _name(ufunc) if method == "__call__" else f"{_name(ufunc)}.{method}"
+        staging = _staging_only(inputs, kwargs)
+        if staging is not None:  # no derivative involved: record the call as it is
+            return staging.call(getattr(ufunc, method), inputs, kwargs, what)
         raise UnsupportedFunctionError(
             f"{what} has no differentiation rule in dualrev; {REGISTRATION_HINT}")
 
     def __array_function__(self, func, types, args, kwargs):
         impl = NUMPY_FUNCTIONS.get(func)
         if impl is None:
+            staging = _staging_only(args, kwargs)
+            if staging is not None:  # no derivative involved: record the call as it is
+                return staging.call(func, args, kwargs, _name(func))
             raise UnsupportedFunctionError(
                 f"{_name(func)} has no differentiation rule in dualrev; {REGISTRATION_HINT}")
         return impl(*args, **kwargs)
@@ -161,6 +168,19 @@ class TracedArray(Tracer):
 
     def copy(self):
         return self
+
+
+def _staging_only(args, kwargs):
+    """The staging trace (:func:`dualrev.compile`) if every traced value in
+    ``args`` and ``kwargs`` is staged and none carries a derivative, else None:
+    then a NumPy function without a rule may run as it is, recorded."""
+    trace = None
+    for leaf in flatten((args, kwargs))[0]:
+        if isinstance(leaf, Tracer):
+            if not leaf.staged:
+                return None
+            trace = leaf._trace
+    return trace
 
 
 class Indexable:

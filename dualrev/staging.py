@@ -20,7 +20,8 @@ import operator
 import numpy as np
 
 from .numpy_dispatch import Indexable, TracedArray
-from .registry import NO_PARAMS, Tracer, new_level
+from .registry import NO_PARAMS, Op, Tracer, new_level
+from .tree import flatten, unflatten
 
 _new = object.__new__
 
@@ -170,6 +171,21 @@ class StagingTrace:
     def process_one(self, op, args, k):
         return self.process(op, args, NO_PARAMS)
 
+    def call(self, func, args, kwargs, name):
+        """Record ``func(*args, **kwargs)``, a NumPy function without a
+        differentiation rule met by values that carry no derivative: one
+        equation of an op that calls it (its leaves as inputs), and one per
+        item of a tuple or list it returns."""
+        op = _PLAIN_CALLS.get(func)
+        if op is None:
+            op = _PLAIN_CALLS[func] = Op(name, _call_with_leaves(func), None, None)
+        leaves, treedef = flatten((args, kwargs))
+        out = self.process(op, leaves, {"treedef": treedef})
+        if isinstance(out.value, (tuple, list)):
+            return type(out.value)(self.process(_ITEM, (out,), {"k": k})
+                                   for k in range(len(out.value)))
+        return out
+
     def guard(self, x, kind, outcome):
         self.body.append(Guard(x.var, kind, outcome))
         return outcome
@@ -205,6 +221,19 @@ class StagingTrace:
             else:
                 refs.append(Const(o))
         return refs
+
+
+def _call_with_leaves(func):
+    def call(*leaves, treedef):
+        args, kwargs = unflatten(treedef, leaves)
+        return func(*args, **kwargs)
+    call.__name__ = getattr(func, "__name__", "call")
+    return call
+
+
+#: NumPy function -> the op that calls it on plain values (see StagingTrace.call).
+_PLAIN_CALLS = {}
+_ITEM = Op("item", lambda t, *, k: t[k], None, None)
 
 
 class Staged(TracedArray):

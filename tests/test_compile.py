@@ -439,3 +439,24 @@ def test_hessian_free_compiled_takes_the_same_steps(curvature):
     assert [h["cg_iterations"] for h in staged.history] == \
         [h["cg_iterations"] for h in eager.history]
     np.testing.assert_allclose(staged.x_flat, eager.x_flat, rtol=1e-12, atol=1e-14)
+
+
+def test_integer_inputs_are_converted_as_in_eager_mode():
+    g = dualrev.grad(lambda x: np.sum(x ** 2))
+    for x in (np.arange(3), 3):
+        compiled = dualrev.compile(g)
+        assert_identical(compiled(x), g(x))
+        assert np.result_type(compiled(x)) == np.float64
+
+
+def test_numpy_functions_without_a_rule_run_on_data_that_carries_no_derivative():
+    def loss(w, X):
+        spectrum = np.fft.hfft(X)  # no rule, but X is data: fine eagerly, so here
+        return np.sum(w ** 2) * np.sum(spectrum)
+
+    g = dualrev.compile(dualrev.grad(loss))
+    for X in (np.ones(4), np.arange(4.0), np.array([1.0, -2.0, 0.5, 3.0])):
+        assert_identical(g(np.ones(2), X), dualrev.grad(loss)(np.ones(2), X))
+    assert len(g.programs) == 1
+    with pytest.raises(dualrev.UnsupportedFunctionError, match="hfft"):
+        dualrev.compile(dualrev.grad(lambda x: np.sum(np.fft.hfft(x))))(np.ones(4))
