@@ -59,6 +59,9 @@ def draw_circuit(ex, pass_index, digits):
     n_ports = {s.index: max(1, len(s.parents)) for s in stages}
     value_text = {s.index: wire_text(s.out, digits) for s in stages}
     flow_text = {key: wire_text(v, digits) for key, v in edges.items()}
+    if ex.mode == "fwd":  # a wire that carries no tangent in this pass carries 0
+        flow_text = {(s.index, pos): flow_text.get((s.index, pos), "0")
+                     for s in stages for pos, _ in s.parents}
     out = ex.output
     seed = _seed_text(ex, pass_index, digits)
     longest = max([len(t) for t in value_text.values()] + [len(t) for t in flow_text.values()]
