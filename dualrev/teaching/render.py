@@ -231,8 +231,10 @@ def _backward(ex, stages, out_index, seed):
     seen = set()
     edges = {}
     out_name = by_index[out_index].name
-    lines = fit(f"backward pass (reverse mode): one sweep, last stage first, "
-                f"from d{out_name} = {ex.num(seed)}", ex.width)
+    head = "backward pass (reverse mode): one sweep, last stage first,"
+    start = f"from d{out_name} = {ex.num(seed)}"
+    lines = [f"{head} {start}"] if len(head) + len(start) < ex.width else \
+        [head] + fit("  " + start, ex.width)
     for s in reversed(stages):
         g = adj.get(s.index)
         if g is None or not s.parents:

@@ -269,6 +269,22 @@ class DotOp:
         return dot_tangent
 
 
+def _vector_operands(matrix_shape, out_shape):
+    """Which operands of a 2-D matmul were vectors, from the shape it is
+    reshaped to; None when the shapes do not tell."""
+    if len(matrix_shape) != 2:
+        return None
+    lost = len(matrix_shape) - len(out_shape)
+    rows, cols = matrix_shape
+    if lost == 2:
+        return True, True
+    if lost == 1 and rows == 1 and cols != 1 and out_shape == (cols,):
+        return True, False
+    if lost == 1 and cols == 1 and rows != 1 and out_shape == (rows,):
+        return False, True
+    return None
+
+
 def _vector_dot(records, uses, pinned, inputs, i):
     """``(DotOp, args, parents)`` if record ``i`` ends ``np.dot`` of a vector."""
     r = records[i]
@@ -278,20 +294,28 @@ def _vector_dot(records, uses, pinned, inputs, i):
     m = records[m_index]
     if m is None or m.op.name != "matmul" or m_index in pinned or uses.get(m_index) != 1:
         return None
+    vector = _vector_operands(shape_of(m.out), shape_of(r.out))
+    if vector is None:
+        return None
     args, parents, absorbed = [], [], [m_index]
     for pos in range(2):
         parent = dict(m.parents).get(pos)
         source = records[parent] if parent is not None else None
-        if source is not None and source.op.name == "reshape" and parent not in pinned \
-                and uses.get(parent) == 1 and len(shape_of(source.args[0])) == 1:
+        if not vector[pos]:
+            args.append(m.args[pos])
+            if parent is not None:
+                parents.append((pos, parent))
+        elif parent is None:  # a constant vector, reshaped to a matrix
+            args.append(np.reshape(m.args[pos], -1))
+        elif source is not None and source.op.name == "reshape" and \
+                parent not in pinned and uses.get(parent) == 1 and \
+                len(shape_of(source.args[0])) == 1:
             grand = source.parents[0][1]
             args.append(records[grand].out if records[grand] else inputs[grand])
             parents.append((pos, grand))
             absorbed.append(parent)
         else:
-            args.append(m.args[pos])
-            if parent is not None:
-                parents.append((pos, parent))
+            return None
     shapes = tuple(shape_of(a) for a in args)
     if tuple(len(sh) for sh in shapes) not in _DOT_TEXT:
         return None
