@@ -73,7 +73,8 @@ class UnknownCommand(Exception):
 
 
 def _tokens(latex):
-    return [m.groups() for m in TOKEN.finditer(latex)]
+    return [(word or char, special, text)
+            for word, char, special, text in (m.groups() for m in TOKEN.finditer(latex))]
 
 
 def _group(tokens, k):
