@@ -65,7 +65,7 @@ SYMBOLS = {
 ARGUMENT_COMMANDS = {"mathrm", "operatorname", "text", "mathbf", "mathit", "mathbb",
                      "frac", "dfrac", "tfrac", "bar", "hat", "tilde", "sqrt"}
 DOUBLE_STRUCK = {"R": "ℝ", "C": "ℂ", "N": "ℕ", "Z": "ℤ"}
-TOKEN = re.compile(r"\\([A-Za-z]+|.)|([{}^_])|([^\\{}^_]+)")
+TOKEN = re.compile(r"\\([A-Za-z]+)\s*|\\(.)|([{}^_])|([^\\{}^_]+)")
 
 
 class UnknownCommand(Exception):
