@@ -332,8 +332,8 @@ def check_backprop(f, args, manual, *, names=None, seed=None, rtol=1e-7, atol=1e
     ...                              {"dq": -4.0, "dz": 3.0, "dx": -4.0, "dy": 4.0}))
     dy is wrong: you have 4.0, expected -4.0
       expected: dy = 1 * dq = 1.0 * -4.0 = -4.0
-      hint: it has the right size but the wrong sign: a minus sign is lost or added
-        (the step is dy = 1 * dq)
+      hint: it has the right size but the wrong sign: a minus sign is lost or added (the
+        step is dy = 1 * dq)
     """
     args = args if isinstance(args, tuple) else (args,)
     ex = explain(f, *args, names=names, seed=seed)
