@@ -28,9 +28,13 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.doctest",
-    "sphinx.ext.mathjax",
     "matplotlib.sphinxext.plot_directive",
+    "lesson_tools",  # circuits drawn at build time, offline formulas, page width
 ]
+
+# Formulas as HTML text with Unicode symbols (lesson_tools): no MathJax, no CDN,
+# no LaTeX; a formula it cannot show fails the build.
+html_math_renderer = "unicode"
 
 exclude_patterns = ["_build"]
 root_doc = "index"

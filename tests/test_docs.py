@@ -113,3 +113,38 @@ def test_benchmarks_page_shows_plot_results_of_saved_asv_run(html_with_asv):
     # plot_results.py draws mlp_loss.png and tape_overhead.png from this run
     # and skips the plots whose benchmarks have no result.
     assert len(images_on(html_with_asv, "benchmarks")) == 2
+
+
+def test_lessons_draw_circuits_and_load_nothing_from_the_network(html_without_asv):
+    page = (html_without_asv / "backprop-intuitions.html").read_text()
+    assert page.count("<svg") >= 4 and "value above the wire" in page
+    for html in html_without_asv.glob("*.html"):
+        text = html.read_text().lower()
+        assert "mathjax" not in text and "cdn." not in text, html.name
+
+
+def test_formulas_render_offline_and_unknown_ones_are_refused():
+    sys.path.insert(0, str(DOCS))
+    try:
+        import lesson_tools
+    finally:
+        sys.path.remove(str(DOCS))
+    assert lesson_tools.latex_to_html(r"\partial f / \partial x") == "∂f / ∂x"
+    assert lesson_tools.latex_to_html(r"\frac{dL}{dx} = w^T") == "dL/dx = wᵀ"
+    with pytest.raises(lesson_tools.UnknownCommand):
+        lesson_tools.latex_to_html(r"\begin{bmatrix}1\end{bmatrix}")
+
+
+def test_a_lesson_code_line_over_88_characters_fails_the_build(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "conf.py").write_text(
+        "import sys\nsys.path.insert(0, %r)\nextensions = ['lesson_tools']\n"
+        "html_math_renderer = 'unicode'\n" % str(DOCS))
+    (src / "backprop-intuitions.rst").write_text(
+        "Lesson\n======\n\n::\n\n   " + "x" * 89 + "\n")
+    (src / "index.rst").write_text("Index\n=====\n\n.. toctree::\n\n   backprop-intuitions\n")
+    result = subprocess.run([sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html",
+                             str(src), str(tmp_path / "out")], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode != 0 and "a code line of 89 characters" in result.stderr

@@ -27,11 +27,11 @@ DEFAULT_FLOPS = frozenset()
 #: generic gate sentence ("<op>: local gradient") and their derivative
 #: evaluated numerically: no teaching text on purpose.
 PLAIN_TEACHING = frozenset({
-    "arccos", "arccosh", "arcsin", "arcsinh", "arctan2", "arctanh", "broadcast_to", "cbrt",
+    "arccos", "arccosh", "arcsin", "arcsinh", "arctan2", "arctanh", "cbrt",
     "cholesky", "concatenate", "copysign", "cumsum", "det", "eigvalsh", "eigvecs", "einsum",
     "erf", "erfc", "exp2", "fmax", "fmin", "gammaln", "hypot", "inv", "log10", "log2",
     "log_expit", "logabsdet", "logaddexp", "logaddexp2", "logit", "logsumexp", "polygamma",
-    "prod", "remainder", "reshape", "solve", "transpose", "untake", "where", "xlog1py",
+    "prod", "remainder", "solve", "where", "xlog1py",
     "xlogy",
     # decompositions, FFT and complex parts
     "svdvals", "svd_u", "svd_vh", "qr_q", "qr_r", "eigvals_general", "eigvecs_general",

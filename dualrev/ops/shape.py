@@ -31,6 +31,10 @@ def reshape_vjp(g, out, x, *, shape):
 
 reshape = defop("reshape", lambda x, *, shape: np.asarray(x).reshape(shape),
                 jvp=reshape_jvp, vjp=reshape_vjp, saves=((),), flops=NO_FLOPS,
+                teaching=Teaching(rev=("{g}.reshape({0}.shape)",),
+                                  fwd=("{t}.reshape({o}.shape)",),
+                                  gate="reshape: the gradient takes the input's shape back",
+                                  fwd_gate="reshape: the tangent is reshaped"),
                 doc="Reshape to a resolved shape.")
 
 
@@ -110,6 +114,10 @@ def transpose_vjp(g, out, x, *, axes):
 
 transpose = defop("transpose", lambda x, *, axes: np.transpose(x, axes),
                   jvp=transpose_jvp, vjp=transpose_vjp, saves=((),), flops=NO_FLOPS,
+                  teaching=Teaching(rev=("np.transpose({g}, np.argsort(axes))",),
+                                    fwd=("np.transpose({t}, axes)",),
+                                    gate="transpose: the gradient is transposed back",
+                                    fwd_gate="transpose: the tangent is transposed"),
                   doc="Permute axes.")
 
 
@@ -152,6 +160,11 @@ def broadcast_to_vjp(g, out, x, *, shape):
 
 broadcast_to = defop("broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape),
                      jvp=broadcast_to_jvp, vjp=broadcast_to_vjp, saves=((),), flops=NO_FLOPS,
+                     teaching=Teaching(rev=("{g} summed over the broadcast axes",),
+                                       fwd=("broadcast({t})",),
+                                       gate="broadcast: a copy to many slots, so the "
+                                            "gradients of the copies add",
+                                       fwd_gate="broadcast copies the tangent"),
                      doc="Broadcast to a shape; its VJP sums back (unbroadcast).")
 
 
@@ -288,7 +301,7 @@ index_add.into = _index_add_into
 # over x[i]), and keeping the reference costs less than dropping it each time.
 getitem = defop("getitem", lambda x, *, index: x[index], jvp=_getitem_jvp, vjp=_getitem_vjp,
                 vjp_add=index_add, flops=NO_FLOPS,
-                teaching=Teaching(short="idx", rev=("untake({g}, {idx})",),
+                teaching=Teaching(short="idx", rev=("np.add.at(np.zeros_like({0}), index, {g})",),
                                   gate="indexing routes the gradient into the selected slots",
                                   fwd_gate="indexing selects the tangent's slots"),
                 doc="x[index], with integers, slices, None, integer arrays and masks.")
@@ -328,6 +341,10 @@ def _untake_vjp(h, out, g, *, index, shape):
 
 untake = defop("untake", _untake_impl, jvp=_untake_jvp, vjp=_untake_vjp, saves=((),),
                flops=NO_FLOPS,
+               teaching=Teaching(display="scatter", rev=("{g}[index]",),
+                                 fwd=("scatter({t})",),
+                                 gate="scatter: each slot's gradient is read back",
+                                 fwd_gate="scatter places the tangent in the slots"),
                doc="Zeros of ``shape`` with ``g`` added at ``index``: the VJP of getitem.")
 untake.into = _untake_into
 

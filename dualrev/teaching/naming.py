@@ -9,7 +9,12 @@ and a number (``mul1``).
 import contextvars
 import inspect
 import itertools
+import linecache
+import math
+import os
+import re
 import sys
+import traceback
 
 from ..api import as_float
 from ..registry import Tracer
@@ -80,9 +85,45 @@ def _run_capturing_locals(f, args):
     sys.setprofile(hook if code is not None else previous)
     try:
         out = f(*args)
+    except TypeError as error:
+        call = _math_call(error)
+        if call is None:
+            raise
+        raise TypeError(
+            f"math.{call}() works on plain Python floats only, so it cannot carry a "
+            f"derivative: write np.{_NUMPY_NAME.get(call, call)}(...) instead (same "
+            "value, and explain can stage it)") from error
     finally:
         sys.setprofile(previous)
     return out, found
+
+
+_NUMPY_NAME = {"pow": "power", "fabs": "abs", "atan2": "arctan2", "asin": "arcsin",
+               "acos": "arccos", "atan": "arctan", "asinh": "arcsinh",
+               "acosh": "arccosh", "atanh": "arctanh"}
+_MATH_CALL = re.compile(r"\bmath\.(\w+)\s*\(")
+
+
+def _math_call(error):
+    """The ``math`` function that user code called when ``error`` was raised:
+    read on its source line, else among the names its code uses."""
+    user = [(frame, line) for frame, line in traceback.walk_tb(error.__traceback__)
+            if not frame.f_code.co_filename.startswith(_PACKAGE)]
+    if not user:
+        return None
+    frame, lineno = user[-1]
+    found = _MATH_CALL.findall(linecache.getline(frame.f_code.co_filename, lineno))
+    if found:
+        return found[0]
+    names = frame.f_code.co_names
+    called = [n for n in names if n in _MATH_FUNCTIONS] if "math" in names else []
+    return called[0] if len(called) == 1 else None
+
+
+_MATH_FUNCTIONS = frozenset(n for n in dir(math) if callable(getattr(math, n)))
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _input_names(f, args):

@@ -2,8 +2,7 @@
 (one line per local step), and the DOT/SVG export of the staged graph.
 """
 
-import shutil
-import subprocess
+import textwrap
 
 import numpy as np
 
@@ -11,8 +10,12 @@ from ..api import as_float
 from ..registry import shape_of
 from ..tree import flatten
 from .naming import assign_names, record_function
-from .stages import (FWD_FORMULA, INFIX, LOCAL, PATTERN, REV_FORMULA, constant_text,
-                     find_stages, index_text, is_basic_index, number_text, plain_value)
+from .drawing import draw_circuit
+from .stages import (constant_text, find_stages, index_text, is_basic_index, number_text,
+                     plain_value)
+
+#: The longest line :func:`explain` prints (a page of the docs, PEP 8's 88).
+WIDTH = 88
 
 
 class Contribution:
@@ -37,8 +40,13 @@ class Explanation:
     ``forward_lines`` and ``backward_lines``.
     """
 
-    def __init__(self, mode, value, stages, by_index, output, forward_lines):
+    def __init__(self, mode, value, stages, by_index, output, forward_lines, digits=None,
+                 width=WIDTH):
         self.mode = mode
+        self.digits = digits
+        self.width = width
+        self.pass_titles = []
+        self._pass_edges = []
         self.value = value
         self.stages = stages
         self._by_index = by_index
@@ -49,13 +57,12 @@ class Explanation:
         self.adjoints = {}
         self.gradients = {}
         self.tangents = []
-        self._edges = {}
 
     def __str__(self):
         head = ("forward pass (values, left to right)" if self.mode == "rev"
                 else "primal values, left to right")
-        return "\n".join([head] + ["  " + s for s in self.forward_lines] + [""]
-                         + self.backward_lines)
+        forward = [part for s in self.forward_lines for part in fit("  " + s, self.width)]
+        return "\n".join([head] + forward + [""] + self.backward_lines)
 
     __repr__ = __str__
 
@@ -64,10 +71,11 @@ class Explanation:
 
         Edges carry what flows along them in the derivative pass: the
         gradient contribution (reverse mode, drawn right to left) or the
-        tangent term (forward mode).
+        tangent term of the first forward pass.
         """
         total = self.adjoints if self.mode == "rev" else (
             self.tangents[0] if self.tangents else {})
+        edges = self._pass_edges[0] if self._pass_edges else {}
         mark = "d{}" if self.mode == "rev" else "{}'"
         lines = ["digraph explain {", "  rankdir=LR;",
                  '  node [shape=box, fontname="monospace"];']
@@ -80,33 +88,44 @@ class Explanation:
             lines.append(f'  n{s.index} [label="{_dot_escape(label)}"{shape}];')
         for s in self.stages:
             for pos, p in s.parents:
-                flow = self._edges.get((s.index, pos))
+                flow = edges.get((s.index, pos))
                 extra = "" if flow is None else \
                     f' [label="{_dot_escape([number_text(flow, 4)])}", fontcolor=red]'
                 lines.append(f"  n{p} -> n{s.index}{extra};")
         lines.append("}")
         return "\n".join(lines) + "\n"
 
-    def to_svg(self, path):
-        """Render :meth:`to_dot` to an SVG file with Graphviz's ``dot`` program.
+    def svg(self, pass_index=0, digits=None):
+        """The circuit as SVG text, drawn in pure Python (no Graphviz needed).
 
-        Raises
-        ------
-        RuntimeError
-            If the ``dot`` program is not installed, saying how to get it.
+        cs231n's style: gates left to right, each wire with the value flowing
+        forward above it and, below it, the gradient flowing back along it
+        (reverse mode) or the tangent term of forward pass ``pass_index``
+        (forward mode: one pass per figure). ``digits`` (default: the
+        explanation's, else 4) sets the significant digits shown.
         """
-        dot = shutil.which("dot")
-        if dot is None:
-            raise RuntimeError(
-                "Graphviz's `dot` program was not found on PATH, so no SVG can be "
-                "drawn. Install Graphviz (apt-get install graphviz, brew install "
-                "graphviz, conda install graphviz), or paste the text of "
-                ".to_dot() into any Graphviz viewer.")
-        subprocess.run([dot, "-Tsvg", "-o", str(path)], input=self.to_dot(),
-                       text=True, check=True, capture_output=True)
-        return path
+        if digits is None:
+            digits = self.digits if self.digits is not None else 4
+        return draw_circuit(self, pass_index, digits)
+
+    def to_svg(self, path=None, pass_index=0, digits=None):
+        """:meth:`svg`, written to ``path`` when one is given; returns the SVG text."""
+        text = self.svg(pass_index, digits)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as out:
+                out.write(text)
+        return text
+
+    def _repr_svg_(self):
+        return self.svg()
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {"image/svg+xml": self.svg(), "text/plain": str(self)}
 
     # ---- text helpers ----
+    def num(self, v):
+        return number_text(v, self.digits)
+
     def _arg(self, s, pos):
         for q, p in s.parents:
             if q == pos:
@@ -118,7 +137,7 @@ class Explanation:
 
     def _expression(self, s):
         args = self._args(s)
-        template = INFIX.get(s.op.name)
+        template = s.teach("infix")
         if s.op.name == "getitem":
             return args[0] + index_text(s.params["index"]) if is_basic_index(
                 s.params["index"]) else f"{args[0]}[...]"
@@ -133,44 +152,72 @@ class Explanation:
             c = plain_value(s.vals[1])
             c = int(c) if float(c).is_integer() else float(c)
             return f"(2 * {args[0]})" if c == 2 else f"({c} * {args[0]}**{c - 1})"
-        template = LOCAL.get(s.op.name)
+        template = s.teach("local")
         if template is not None and pos < len(template):
             return template[pos].format(*args, o=s.name)
         return f"d{s.name}/d{args[pos]}"
 
     def _formula(self, s, pos, flow):
-        table = REV_FORMULA if self.mode == "rev" else FWD_FORMULA
-        template = table.get(s.op.name)
+        template = s.teach("rev" if self.mode == "rev" else "fwd")
         args = self._args(s)
         if template is not None and pos < len(template):
             idx = index_text(s.params["index"]) if "index" in s.params and \
                 is_basic_index(s.params["index"]) else ""
-            return template[pos].format(*args, g=flow, t=flow, idx=idx)
-        rule = "vjp" if self.mode == "rev" else "jvp"
-        return f"{s.op.name}_{rule}({flow})"
+            return template[pos].format(*args, g=flow, t=flow, idx=idx, o=s.name)
+        if self.mode == "rev":  # the chain rule, in the notes' words
+            return f"(d{s.name}/d{args[pos]})^T {flow}"
+        return f"(d{s.name}/d{args[pos]}) {flow}"
 
 
 def _dot_escape(parts):
     return "\\n".join(p.replace("\\", "\\\\").replace('"', '\\"') for p in parts)
 
 
+def fit(line, width=WIDTH):
+    """``line`` as lines of at most ``width`` characters where it can be cut:
+    a comment wraps as a comment, a chain ``a = b = c`` breaks before ``=``."""
+    if len(line) <= width:
+        return [line]
+    indent = line[:len(line) - len(line.lstrip())]
+    body = line.lstrip()
+    if body.startswith("#"):
+        return textwrap.wrap(body[1:].strip(), width, initial_indent=indent + "# ",
+                             subsequent_indent=indent + "#   ", break_long_words=False,
+                             break_on_hyphens=False)
+    parts = body.split(" = ")
+    lines, current = [], indent + parts[0]
+    for part in parts[1:]:
+        piece = " = " + part
+        if len(current) + len(piece) <= width:
+            current += piece
+        else:
+            lines.append(current)
+            current = indent + "    =" + piece[2:]
+    return lines + [current]
+
+
 def _forward_lines(ex, stages):
     lines = []
     for s in stages:
         if s.kind == "input":
-            lines.append(f"{s.name} = {number_text(s.out)}")
+            lines.append(f"{s.name} = {ex.num(s.out)}")
         elif s.kind == "op":
-            text = f"{s.name} = {ex._expression(s)} = {number_text(s.out)}"
+            lines.append(f"{s.name} = {ex._expression(s)} = {ex.num(s.out)}")
             if s.written:
-                text += f"   # written {s.written.format(*ex._args(s))}"
-            lines.append(text)
+                lines.append(f"  # written {s.written.format(*ex._args(s))}")
     return lines
 
 
 def _gate_comment(ex, s):
-    pattern = PATTERN.get(s.op.name, (f"{s.label}: local gradient",
-                                      f"{s.label}: local derivative times tangent"))
-    return f"# {s.name} = {ex._expression(s)}: {pattern[0 if ex.mode == 'rev' else 1]}"
+    pattern = s.teach("gate" if ex.mode == "rev" else "fwd_gate")
+    if pattern is None:
+        pattern = (f"{s.label}: local gradient" if ex.mode == "rev"
+                   else f"{s.label}: local derivative times tangent")
+    return f"# {s.name} = {ex._expression(s)}: {pattern}"
+
+
+def _add(ex, lines, text):
+    lines.extend(fit("  " + text, ex.width))
 
 
 def _backward(ex, stages, out_index, seed):
@@ -182,15 +229,18 @@ def _backward(ex, stages, out_index, seed):
             uses[by_index[p].name] = uses.get(by_index[p].name, 0) + 1
     adj = {out_index: seed}
     seen = set()
+    edges = {}
     out_name = by_index[out_index].name
-    lines = [f"backward pass (reverse mode): one sweep, last stage first, "
-             f"from d{out_name} = {number_text(seed)}"]
+    head = "backward pass (reverse mode): one sweep, last stage first,"
+    start = f"from d{out_name} = {ex.num(seed)}"
+    lines = [f"{head} {start}"] if len(head) + len(start) < ex.width else \
+        [head] + fit("  " + start, ex.width)
     for s in reversed(stages):
         g = adj.get(s.index)
         if g is None or not s.parents:
             continue
         if s.kind == "op":
-            lines.append("  " + _gate_comment(ex, s))
+            _add(ex, lines, _gate_comment(ex, s))
         for pos, p in s.parents:
             c = s.rule("rev", pos)(g, s.out, *s.vals, **s.params)
             target = by_index[p]
@@ -199,10 +249,13 @@ def _backward(ex, stages, out_index, seed):
             adj[p] = c if p not in adj else adj[p] + c
             local = s.local(pos) if s.elementwise(pos) else None
             ex.contributions.append(Contribution(s, pos, target, local, g, c, first))
-            ex._edges[(s.index, pos)] = c
+            edges[(s.index, pos)] = c
             if s.kind == "op":
-                lines.append("  " + reverse_line(ex, s, pos, target, local, g, c, first,
-                                              uses[target.name]))
+                if not first:
+                    _add(ex, lines, f"# fork: {target.name} is used {uses[target.name]} "
+                                    "times, its gradients add")
+                _add(ex, lines, reverse_line(ex, s, pos, target, local, g, c, first))
+    ex._pass_edges = [edges]
     ex.adjoints = {}
     for s in stages:
         if s.index not in adj:
@@ -216,32 +269,31 @@ def _backward(ex, stages, out_index, seed):
     ex.adjoints.update(ex.gradients)
     lines.append("")
     lines.append("gradients")
-    lines += [f"  d{n} = {number_text(v)}" for n, v in ex.gradients.items()]
+    for n, v in ex.gradients.items():
+        _add(ex, lines, f"d{n} = {ex.num(v)}")
     ex.backward_lines = lines
 
 
-def reverse_line(ex, s, pos, target, local, g, c, first, n_uses):
+def reverse_line(ex, s, pos, target, local, g, c, first):
+    """One local step of the backward sweep, ``dx = local * dout = ...``."""
     lhs = f"d{target.name} {'=' if first else '+='}"
     up = f"d{s.name}"
     if local is not None:
-        text = (f"{lhs} {ex._local_text(s, pos)} * {up} = "
-                f"{number_text(local)} * {number_text(g)} = {number_text(c)}")
-    else:
-        text = f"{lhs} {ex._formula(s, pos, up)} = {number_text(c)}"
-    if not first:
-        text += f"   # fork: {target.name} is used {n_uses} times, its gradients add"
-    return text
+        return (f"{lhs} {ex._local_text(s, pos)} * {up} = "
+                f"{ex.num(local)} * {ex.num(g)} = {ex.num(c)}")
+    return f"{lhs} {ex._formula(s, pos, up)} = {ex.num(c)}"
 
 
 def _forward_pass(ex, stages, seeds, title):
     """One tangent pass over the stages, every step from the op's JVP rule."""
     by_index = ex._by_index
     tan = dict(seeds)
-    lines = [title]
+    edges = {}
+    lines = fit(title, ex.width)
     for s in stages:
         if s.kind == "input":
             t = tan.get(s.index)
-            lines.append(f"  {s.name}' = {number_text(0.0 if t is None else t)}")
+            _add(ex, lines, f"{s.name}' = {ex.num(np.zeros_like(s.out) if t is None else t)}")
             continue
         terms = []
         for pos, p in s.parents:
@@ -249,7 +301,7 @@ def _forward_pass(ex, stages, seeds, title):
             if t is None:
                 continue
             c = s.rule("fwd", pos)(t, s.out, *s.vals, **s.params)
-            ex._edges[(s.index, pos)] = c
+            edges[(s.index, pos)] = c
             terms.append((pos, by_index[p], t, c))
         if not terms:
             continue
@@ -258,8 +310,9 @@ def _forward_pass(ex, stages, seeds, title):
             total = total + term[3]
         tan[s.index] = total
         if s.kind == "op":
-            lines.append("  " + _gate_comment(ex, s))
-            lines.append("  " + _fwd_line(ex, s, terms, total))
+            _add(ex, lines, _gate_comment(ex, s))
+            _add(ex, lines, _fwd_line(ex, s, terms, total))
+    ex._pass_edges.append(edges)
     tangents = {s.name: tan[s.index] for s in stages if s.index in tan}
     return lines, tangents
 
@@ -269,22 +322,36 @@ def _fwd_line(ex, s, terms, total):
     for pos, parent, t, c in terms:
         if s.elementwise(pos):
             symbols.append(f"{ex._local_text(s, pos)} * {parent.name}'")
-            numbers.append(f"{number_text(s.local(pos))} * {number_text(t)}")
+            numbers.append(f"{ex.num(s.local(pos))} * {ex.num(t)}")
         else:
             symbols.append(ex._formula(s, pos, f"{parent.name}'"))
-            numbers.append(number_text(c))
+            numbers.append(ex.num(c))
     text = f"{s.name}' = {' + '.join(symbols)}"
     if len(terms) > 1 or s.elementwise(terms[0][0]):
         text += f" = {' + '.join(numbers)}"
-    return text + f" = {number_text(total)}"
+    return text + f" = {ex.num(total)}"
+
+
+def _unit_seeds(inputs):
+    """One seed per scalar input: (label, {index: tangent})."""
+    for s in inputs:
+        shape = np.shape(s.out)
+        if shape == ():
+            yield s.name, {s.index: np.float64(1.0)}
+            continue
+        for k in np.ndindex(shape):
+            unit = np.zeros(shape)
+            unit[k] = 1.0
+            yield s.name + "[" + ", ".join(map(str, k)) + "]", {s.index: unit}
 
 
 def _fwd_seeds(inputs, seed):
     """Tangent passes: (title, {index: tangent}) for each."""
     if seed is None:
-        return [(f"tangent pass {k + 1} of {len(inputs)} (forward mode): "
-                 f"seed {s.name}' = 1, every other input' = 0",
-                 {s.index: np.ones_like(s.out)[()]}) for k, s in enumerate(inputs)]
+        units = list(_unit_seeds(inputs))
+        return [(f"tangent pass {k + 1} of {len(units)} (forward mode): "
+                 f"seed {label}' = 1, every other input' = 0", seeds)
+                for k, (label, seeds) in enumerate(units)]
     seed = seed if isinstance(seed, tuple) else (seed,)
     leaves = [leaf for t in seed for leaf in flatten(t)[0]]
     if len(leaves) != len(inputs):
@@ -294,7 +361,7 @@ def _fwd_seeds(inputs, seed):
               for s, t in zip(inputs, leaves)})]
 
 
-def explain(f, *args, names=None, mode="rev", seed=None):
+def explain(f, *args, names=None, mode="rev", seed=None, digits=None, width=WIDTH):
     """Stage ``f(*args)`` the way cs231n writes backprop by hand.
 
     The forward pass lists every intermediate with its value; the backward
@@ -303,7 +370,7 @@ def explain(f, *args, names=None, mode="rev", seed=None):
     ``+=`` for every further one (a value used twice: a fork adds), with the
     gate pattern named (add distributes, multiply swaps, max routes, sigmoid
     ``(1 - s) s``). ``mode="fwd"`` shows tangents ``v'`` flowing left to
-    right instead, one pass per input. Everything is read off a recorded
+    right instead, one pass per scalar input. Everything is read off a recorded
     :class:`~dualrev.reverse.Tape`; each local value comes from the op's
     registered VJP or JVP rule.
 
@@ -326,13 +393,27 @@ def explain(f, *args, names=None, mode="rev", seed=None):
         ``"rev"``: the upstream gradient of the output (default 1; required
         for a non-scalar output). ``"fwd"``: the tangent of every input (a
         tuple, one per argument) for a single pass; default one pass per
-        input with tangent 1 (all ones for an array).
+        scalar input (each element of an array input in turn), seeded 1.
+    digits : int, optional
+        Significant digits of the printed numbers; default: every digit
+        (the shortest text that reads back as the same float).
+    width : int
+        The longest printed line: comments wrap, and a chain ``a = b = c``
+        continues on the next line before an ``=`` (default 88).
 
     Returns
     -------
     Explanation
         ``str()`` is the staged text; ``.gradients``, ``.adjoints``,
-        ``.tangents``; ``.to_dot()`` and ``.to_svg(path)`` draw the graph.
+        ``.tangents``; ``.svg()`` draws the circuit (pure Python, values
+        above the wires and gradients below), also shown by notebooks;
+        ``.to_dot()`` gives Graphviz DOT.
+
+    Raises
+    ------
+    TypeError
+        If ``f`` calls ``math.exp`` (or another ``math`` function) on a
+        traced value: the message names the NumPy function to use.
 
     See Also
     --------
@@ -380,7 +461,7 @@ def explain(f, *args, names=None, mode="rev", seed=None):
     by_index = assign_names(stages, inputs, labels, out_index, names)
     all_stages = inputs + stages
     ex = Explanation(mode, plain_value(out), all_stages, by_index,
-                     by_index.get(out_index), [])
+                     by_index.get(out_index), [], digits, width)
     ex.forward_lines = _forward_lines(ex, all_stages)
     if out_index is None:
         ex.backward_lines = ["the output does not depend on the inputs: "
@@ -393,8 +474,10 @@ def explain(f, *args, names=None, mode="rev", seed=None):
     for title, seeds in _fwd_seeds(inputs, seed):
         lines, tangents = _forward_pass(ex, all_stages, seeds, title)
         ex.tangents.append(tangents)
-        ex.backward_lines += lines + [
-            f"  => {ex.output.name}' = {number_text(tangents.get(ex.output.name, 0.0))}", ""]
+        ex.pass_titles.append(title)
+        ex.backward_lines += lines + fit(
+            f"  => {ex.output.name}' = {ex.num(tangents.get(ex.output.name, 0.0))}",
+            width) + [""]
     ex.backward_lines.pop()
     return ex
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..numpy_dispatch import TracedArray
 from ..ops.shape import is_basic_index
-from ..registry import OPS, Tracer, shape_of
+from ..registry import OPS, Teaching, Tracer, shape_of
 
 
 SIGMOID = OPS["expit"]
@@ -124,7 +124,12 @@ class Stage:
 
     @property
     def label(self):
-        return DISPLAY.get(self.op.name, self.op.name)
+        return self.teach("display") or self.op.name
+
+    def teach(self, field):
+        """One field of the op's teaching text, or None."""
+        teaching = self.op.teaching
+        return None if teaching is None else getattr(teaching, field)
 
     def rule(self, mode, pos):
         return (self.op.vjps if mode == "rev" else self.op.jvps)[pos]
@@ -133,7 +138,7 @@ class Stage:
         """Is the derivative in argument ``pos`` a plain elementwise factor?"""
         op = self.op
         rule = op.vjps[pos]
-        known = op.name in LOCAL or getattr(rule, "__name__", "") in (
+        known = self.teach("local") is not None or getattr(rule, "__name__", "") in (
             f"{op.name}_vjp", f"{op.name}_vjp_x", f"{op.name}_vjp_y")
         return known and shape_of(self.vals[pos]) == shape_of(self.out)
 
@@ -195,7 +200,12 @@ def find_stages(tape, inputs, pinned):
         if r is None or i in absorbed:
             continue
         x = _sigmoid_input(records, uses, pinned, i)
-        if x is not None:
+        dot = None if x is not None else _vector_dot(records, uses, pinned, inputs, i)
+        if dot is not None:
+            op, args, parents, merged = dot
+            absorbed.update(merged)
+            stage = Stage(i, op, args, {}, r.out, parents)
+        elif x is not None:
             add = _only_parent(r)
             exp = _only_parent(records[add])
             absorbed.update({add, exp, _only_parent(records[exp])})
@@ -209,3 +219,104 @@ def find_stages(tape, inputs, pinned):
             stage = Stage(i, op, vals, params, out, parents, kind)
         stages.append(stage)
     return stages[::-1]
+
+
+# ---- np.dot of a vector: reshape, matmul, reshape on the tape, one stage here ----
+
+_DOT_TEXT = {  # (ndim of a, ndim of b) -> reverse and forward templates
+    (1, 1): (("{g} * {1}", "{g} * {0}"), ("{t} @ {1}", "{0} @ {t}")),
+    (2, 1): (("np.outer({g}, {1})", "{0}.T @ {g}"), ("{t} @ {1}", "{0} @ {t}")),
+    (1, 2): (("{1} @ {g}", "np.outer({0}, {g})"), ("{t} @ {1}", "{0} @ {t}")),
+}
+
+
+class DotOp:
+    """``np.dot(a, b)`` with a vector operand, taught as one gate.
+
+    The tape holds it as reshape, matmul, reshape; the rules chain the three
+    records' own rules, so every number still comes from the registry.
+    """
+
+    name = "dot"
+    differentiable = True
+
+    def __init__(self, matmul_record, shapes):
+        self.matmul = matmul_record
+        self.shapes = shapes
+        rev, fwd = _DOT_TEXT[tuple(len(sh) for sh in shapes)]
+        self.teaching = Teaching(
+            short="dot", display="np.dot", infix="np.dot({0}, {1})", rev=rev, fwd=fwd,
+            gate="dot: each operand's gradient is the other operand times the gradient",
+            fwd_gate="dot: a' . b + a . b'")
+        self.vjps = (self._vjp(0), self._vjp(1))
+        self.jvps = (self._jvp(0), self._jvp(1))
+
+    def _vjp(self, pos):
+        m = self.matmul
+
+        def dot_gradient(g, out, *args):
+            c = m.op.vjps[pos](np.reshape(g, shape_of(m.out)), m.out, *m.args, **m.params)
+            return np.reshape(c, self.shapes[pos])
+        return dot_gradient
+
+    def _jvp(self, pos):
+        m = self.matmul
+
+        def dot_tangent(t, out, *args):
+            t = np.reshape(t, shape_of(m.args[pos]))
+            return np.reshape(m.op.jvps[pos](t, m.out, *m.args, **m.params),
+                              shape_of(out))
+        return dot_tangent
+
+
+def _vector_operands(matrix_shape, out_shape):
+    """Which operands of a 2-D matmul were vectors, from the shape it is
+    reshaped to; None when the shapes do not tell."""
+    if len(matrix_shape) != 2:
+        return None
+    lost = len(matrix_shape) - len(out_shape)
+    rows, cols = matrix_shape
+    if lost == 2:
+        return True, True
+    if lost == 1 and rows == 1 and cols != 1 and out_shape == (cols,):
+        return True, False
+    if lost == 1 and cols == 1 and rows != 1 and out_shape == (rows,):
+        return False, True
+    return None
+
+
+def _vector_dot(records, uses, pinned, inputs, i):
+    """``(DotOp, args, parents)`` if record ``i`` ends ``np.dot`` of a vector."""
+    r = records[i]
+    if r.op.name != "reshape" or len(r.parents) != 1:
+        return None
+    m_index = r.parents[0][1]
+    m = records[m_index]
+    if m is None or m.op.name != "matmul" or m_index in pinned or uses.get(m_index) != 1:
+        return None
+    vector = _vector_operands(shape_of(m.out), shape_of(r.out))
+    if vector is None:
+        return None
+    args, parents, absorbed = [], [], [m_index]
+    for pos in range(2):
+        parent = dict(m.parents).get(pos)
+        source = records[parent] if parent is not None else None
+        if not vector[pos]:
+            args.append(m.args[pos])
+            if parent is not None:
+                parents.append((pos, parent))
+        elif parent is None:  # a constant vector, reshaped to a matrix
+            args.append(np.reshape(m.args[pos], -1))
+        elif source is not None and source.op.name == "reshape" and \
+                parent not in pinned and uses.get(parent) == 1 and \
+                len(shape_of(source.args[0])) == 1:
+            grand = source.parents[0][1]
+            args.append(records[grand].out if records[grand] else inputs[grand])
+            parents.append((pos, grand))
+            absorbed.append(parent)
+        else:
+            return None
+    shapes = tuple(shape_of(a) for a in args)
+    if tuple(len(sh) for sh in shapes) not in _DOT_TEXT:
+        return None
+    return DotOp(m, shapes), args, parents, absorbed
