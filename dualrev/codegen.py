@@ -16,6 +16,7 @@ gradient stops paying a fresh allocation per op. Names are reused once their
 value is dead, so the generated code frees intermediates as eager code does.
 """
 
+import collections
 import keyword
 import operator
 import re
@@ -70,20 +71,24 @@ def _fresh(op):
 
 
 class _Names:
-    """Namespace entries for functions, constants and parameters."""
+    """Namespace entries for functions, constants and parameters, each kind
+    numbered on its own (``c0, c1``, ``p0``, ``op0``)."""
 
     def __init__(self):
         self.namespace = {}
         self._by_id = {}
-        self._count = 0
+        self._counts = collections.Counter()
+
+    def _numbered(self, prefix):
+        name = f"{prefix}{self._counts[prefix]}"
+        self._counts[prefix] += 1
+        return name
 
     def value(self, value, prefix):
         key = (prefix, id(value))
         name = self._by_id.get(key)
         if name is None:
-            name = f"{prefix}{self._count}"
-            self._count += 1
-            self._by_id[key] = name
+            name = self._by_id[key] = self._numbered(prefix)
             self.namespace[name] = value
         return name
 
@@ -99,15 +104,13 @@ class _Names:
         name = self._by_id.get(key)
         if name is not None:
             return name
-        builtin = OPS.get(op.name) is op and op.name in BUILTIN
-        base = op.name + suffix if builtin else f"op{self._count}{suffix}"
-        if not base.isidentifier() or keyword.iskeyword(base) or _RESERVED.match(base) \
-                or base in self.namespace:
-            base = f"op{self._count}{suffix}"
-        self._count += 1
-        self._by_id[key] = base
-        self.namespace[base] = fn
-        return base
+        name = op.name + suffix
+        if not (OPS.get(op.name) is op and op.name in BUILTIN) or not name.isidentifier() \
+                or keyword.iskeyword(name) or _RESERVED.match(name) or name in self.namespace:
+            name = self._numbered("op") + suffix
+        self._by_id[key] = name
+        self.namespace[name] = fn
+        return name
 
 
 #: Names of the ops dualrev itself registers: the only names generated
