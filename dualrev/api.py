@@ -11,6 +11,7 @@ import numpy as np
 
 from .costmodel import default_chunk_size, predict_jacobian_mode, tape_cost
 from .forward import ForwardTrace
+from .lazy import computed, is_lazy, lazy_float
 from .numpy_dispatch import TracedArray
 from .registry import Tracer, shape_of, strip_derivatives
 from .reverse import Tape
@@ -46,6 +47,8 @@ def as_float(x, where="argument"):
                         "floating-point values only")
     if isinstance(x, (list, tuple)):
         raise TypeError(f"{where} is a {type(x).__name__} inside a leaf position")
+    if is_lazy(x):
+        return lazy_float(x, where)
     raise TypeError(f"{where} has type {type(x).__name__}; dualrev differentiates "
                     "floats, NumPy float arrays, and tuples/lists/dicts of them")
 
@@ -166,7 +169,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
         value = _value_at(tape, out)
         return ((value, aux) if has_aux else value), grads
     value_and_grad_f.__name__ = f"value_and_grad({getattr(f, '__name__', 'f')})"
-    return value_and_grad_f
+    return computed(value_and_grad_f, argnums)
 
 
 def grad(f, argnums=0, has_aux=False):
@@ -421,7 +424,7 @@ def jacfwd(f, argnums=0, chunk_size=None):
             return np.reshape(b, out_shape + shape_of(leaves[j]))
         return _assemble(out_leaves, out_def, leaves, treedef, multiple, block)
     jacfwd_f.__name__ = f"jacfwd({getattr(f, '__name__', 'f')})"
-    return jacfwd_f
+    return computed(jacfwd_f, argnums)
 
 
 def jacrev(f, argnums=0):
@@ -469,7 +472,7 @@ def jacrev(f, argnums=0):
             return np.reshape(rows[i][j], shape_of(out_leaves[i]) + shape_of(leaves[j]))
         return _assemble(out_leaves, out_def, leaves, treedef, multiple, block)
     jacrev_f.__name__ = f"jacrev({getattr(f, '__name__', 'f')})"
-    return jacrev_f
+    return computed(jacrev_f, argnums)
 
 
 def jacobian(f, argnums=0, mode="auto"):
