@@ -11,7 +11,7 @@ import numpy as np
 
 from .costmodel import default_chunk_size, predict_jacobian_mode, tape_cost
 from .forward import ForwardTrace
-from .lazy import computed, is_lazy, lazy_float
+from .lazy import computed, guard_materialization, is_lazy, lazy_float
 from .numpy_dispatch import TracedArray
 from .registry import Tracer, shape_of, strip_derivatives
 from .reverse import Tape
@@ -244,8 +244,9 @@ def vjp(f, *primals, has_aux=False):
     >>> vjp_fn(np.array([1.0, 0.0]))
     (array([0., 1., 2.]),)
     """
-    tape, nodes, leaves, treedef, out = record(
-        f, primals, {}, tuple(range(len(primals))))
+    with guard_materialization():
+        tape, nodes, leaves, treedef, out = record(
+            f, primals, {}, tuple(range(len(primals))))
     if has_aux:
         out, aux = out
     out_leaves, out_def = flatten(out)
@@ -263,7 +264,8 @@ def vjp(f, *primals, has_aux=False):
                 raise ValueError(f"cotangent of shape {shape_of(c)} for an output of "
                                  f"shape {shape_of(o)}")
             seeds[i] = c if i not in seeds else seeds[i] + c
-        return tuple(unflatten(treedef, _pull(tape, nodes, leaves, seeds)))
+        with guard_materialization():
+            return tuple(unflatten(treedef, _pull(tape, nodes, leaves, seeds)))
 
     value = unflatten(out_def, [_value_at(tape, o) for o in out_leaves])
     return (value, vjp_fn, aux) if has_aux else (value, vjp_fn)
@@ -302,8 +304,9 @@ def jvp(f, primals, tangents, has_aux=False):
         if shape_of(t) != shape_of(x):
             raise ValueError(f"tangent of shape {shape_of(t)} for a primal of "
                              f"shape {shape_of(x)}")
-    out = _push(f, primals, tuple(range(len(primals))), [as_float(t, "tangent")
-                                                         for t in t_leaves])
+    with guard_materialization():
+        out = _push(f, primals, tuple(range(len(primals))), [as_float(t, "tangent")
+                                                             for t in t_leaves])
     if has_aux:
         raise NotImplementedError("jvp(has_aux=True) is not supported")
     return out

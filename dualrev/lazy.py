@@ -203,3 +203,4 @@ def lazy_untake(g, index, shape):
     def scatter(g):
         return _scatter(np.zeros(shape, dtype), index, g)
     return da.from_delayed(dask.delayed(scatter)(g), shape, dtype)
+
