@@ -179,7 +179,7 @@ def _single_chunk_limit():
     return parse_bytes(dask.config.get("array.chunk-size"))
 
 
-def lazy_untake(g, index, shape):
+def lazy_untake(g, index, shape, basic, scatter_into):
     """Zeros of ``shape`` with the dask array ``g`` added at ``index`` (the
     ``untake`` op, lazily). A basic index (integers, slices) is a chunked
     assignment; an advanced one, where repeated indices accumulate, runs in one
@@ -187,9 +187,8 @@ def lazy_untake(g, index, shape):
     import dask
     import dask.array as da
     import numpy as np
-    from .ops.shape import _scatter, is_basic_index
     dtype = np.result_type(g.dtype, np.float64)
-    if is_basic_index(index):
+    if basic:
         z = da.zeros(shape, dtype=dtype)
         z[index] = g
         return z
@@ -201,6 +200,6 @@ def lazy_untake(g, index, shape):
             "with slices, or apply the advanced index to NumPy parameters only")
 
     def scatter(g):
-        return _scatter(np.zeros(shape, dtype), index, g)
+        return scatter_into(np.zeros(shape, dtype), index, g)
     return da.from_delayed(dask.delayed(scatter)(g), shape, dtype)
 

@@ -268,7 +268,7 @@ def _index_add_into(buffer, base, g, *, index):
 
 def _index_add_impl(base, g, *, index):
     if is_lazy(base) or is_lazy(g):
-        return base + lazy_untake(g, index, shape_of(base))
+        return base + lazy_untake(g, index, shape_of(base), is_basic_index(index), _scatter)
     buffer = np.array(base, dtype=np.result_type(base, g, np.float64))
     return _index_add_into(buffer, buffer, g, index=index)
 
@@ -313,7 +313,7 @@ def _scatter(z, index, g):
 
 def _untake_impl(g, *, index, shape):
     if is_lazy(g):
-        return lazy_untake(g, index, shape)
+        return lazy_untake(g, index, shape, is_basic_index(index), _scatter)
     return _scatter(np.zeros(shape, dtype=np.result_type(g, np.float64)), index, g)
 
 
