@@ -11,6 +11,7 @@ import numpy as np
 
 from .costmodel import default_chunk_size, predict_jacobian_mode, tape_cost
 from .forward import ForwardTrace
+from .lazy import computed, guard_materialization, is_lazy, lazy_float
 from .numpy_dispatch import TracedArray
 from .registry import Op, Tracer, shape_of, strip_derivatives
 from .reverse import Tape
@@ -48,6 +49,8 @@ def as_float(x, where="argument"):
                         "floating-point values only")
     if isinstance(x, (list, tuple)):
         raise TypeError(f"{where} is a {type(x).__name__} inside a leaf position")
+    if is_lazy(x):
+        return lazy_float(x, where)
     raise TypeError(f"{where} has type {type(x).__name__}; dualrev differentiates "
                     "floats, NumPy float arrays, and tuples/lists/dicts of them")
 
@@ -173,7 +176,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
         value = _value_at(tape, out)
         return ((value, aux) if has_aux else value), grads
     value_and_grad_f.__name__ = f"value_and_grad({getattr(f, '__name__', 'f')})"
-    return value_and_grad_f
+    return computed(value_and_grad_f, argnums)
 
 
 def grad(f, argnums=0, has_aux=False):
@@ -248,8 +251,9 @@ def vjp(f, *primals, has_aux=False):
     >>> vjp_fn(np.array([1.0, 0.0]))
     (array([0., 1., 2.]),)
     """
-    tape, nodes, leaves, treedef, out = record(
-        f, primals, {}, tuple(range(len(primals))))
+    with guard_materialization():
+        tape, nodes, leaves, treedef, out = record(
+            f, primals, {}, tuple(range(len(primals))))
     if has_aux:
         out, aux = out
     out_leaves, out_def = flatten(out)
@@ -267,7 +271,8 @@ def vjp(f, *primals, has_aux=False):
                 raise ValueError(f"cotangent of shape {shape_of(c)} for an output of "
                                  f"shape {shape_of(o)}")
             seeds[i] = c if i not in seeds else seeds[i] + c
-        return tuple(unflatten(treedef, _pull(tape, nodes, leaves, seeds)))
+        with guard_materialization():
+            return tuple(unflatten(treedef, _pull(tape, nodes, leaves, seeds)))
 
     value = unflatten(out_def, [_value_at(tape, o) for o in out_leaves])
     return (value, vjp_fn, aux) if has_aux else (value, vjp_fn)
@@ -306,8 +311,9 @@ def jvp(f, primals, tangents, has_aux=False):
         if shape_of(t) != shape_of(x):
             raise ValueError(f"tangent of shape {shape_of(t)} for a primal of "
                              f"shape {shape_of(x)}")
-    out = _push(f, primals, tuple(range(len(primals))), [as_float(t, "tangent")
-                                                         for t in t_leaves])
+    with guard_materialization():
+        out = _push(f, primals, tuple(range(len(primals))), [as_float(t, "tangent")
+                                                             for t in t_leaves])
     if has_aux:
         raise NotImplementedError("jvp(has_aux=True) is not supported")
     return out
@@ -428,7 +434,7 @@ def jacfwd(f, argnums=0, chunk_size=None):
             return np.reshape(b, out_shape + shape_of(leaves[j]))
         return _assemble(out_leaves, out_def, leaves, treedef, multiple, block)
     jacfwd_f.__name__ = f"jacfwd({getattr(f, '__name__', 'f')})"
-    return jacfwd_f
+    return computed(jacfwd_f, argnums)
 
 
 def jacrev(f, argnums=0):
@@ -476,7 +482,7 @@ def jacrev(f, argnums=0):
             return np.reshape(rows[i][j], shape_of(out_leaves[i]) + shape_of(leaves[j]))
         return _assemble(out_leaves, out_def, leaves, treedef, multiple, block)
     jacrev_f.__name__ = f"jacrev({getattr(f, '__name__', 'f')})"
-    return jacrev_f
+    return computed(jacrev_f, argnums)
 
 
 def jacobian(f, argnums=0, mode="auto"):

@@ -37,6 +37,7 @@ from . import costmodel
 from .compiled import compile
 from .api import (argnums_tuple, as_float, grad, jacfwd, jacrev, jvp, stop_gradient,
                   value_and_grad)
+from .lazy import compute_leaves, computed, computed_results, guard_materialization
 from .registry import shape_of
 from .reverse import Tape
 from .tree import flatten, ravel_pytree, unflatten
@@ -380,7 +381,9 @@ def hvp(f, x, v, mode="rev-rev", *, args=(), argnums=0):
     x_leaves, treedef = flatten(x)
     x_leaves = [as_float(leaf, "x") for leaf in x_leaves]
     v_leaves = _leaves_like(x_leaves, v)
-    return unflatten(treedef, HVP_MODES[mode].product(f, x_leaves, treedef, v_leaves, args))
+    with guard_materialization():
+        product = HVP_MODES[mode].product(f, x_leaves, treedef, v_leaves, args)
+    return computed_results(unflatten(treedef, product), x, (v, args))
 
 
 def value_grad_hvp(f, x, v, *, args=(), argnums=0):
@@ -573,8 +576,10 @@ class HVPOperator(LinearOperator):
         self._recording = recording
         self.mode = mode
         self.unravel = unravel
-        self.value = float(recording.value)
-        self.grad = _ravel_leaves(recording.grad_leaves, n)
+        # one dask.compute for both when the recording is lazy (dask data)
+        value, grad_leaves = compute_leaves((recording.value, recording.grad_leaves))
+        self.value = float(value)
+        self.grad = _ravel_leaves(grad_leaves, n)
 
     def _split(self, vector, batch=()):
         vector = np.asarray(vector, np.float64)
@@ -587,8 +592,9 @@ class HVPOperator(LinearOperator):
 
     def _matvec(self, v):
         v = np.ravel(v)
-        product = self._recording.product(self._split(v), self.mode)
-        return _ravel_leaves(product, self.shape[0])
+        with guard_materialization():
+            product = self._recording.product(self._split(v), self.mode)
+        return _ravel_leaves(compute_leaves(product), self.shape[0])
 
     def _rmatvec(self, v):
         return self._matvec(v)
@@ -603,7 +609,8 @@ class HVPOperator(LinearOperator):
         # All columns as one batched tangent: one forward replay (H is
         # symmetric, so this is also the reverse sweeps' H V).
         batch = (V.shape[1],)
-        product = self._recording.forward(self._split(V.T, batch), batch)
+        with guard_materialization():
+            product = compute_leaves(self._recording.forward(self._split(V.T, batch), batch))
         return np.concatenate([np.reshape(p, batch + (-1,)) for p in product]
                               or [np.zeros(batch + (0,))], axis=1).T.copy()
 
@@ -669,7 +676,9 @@ def hvp_operator(f, x, mode="rev-rev", *, args=(), argnums=0, compile=False):
     _check_mode(mode, operator_modes())
     f, x, args = _selected(f, x, args, argnums)
     flat, unravel = ravel_pytree(x)
-    return HVPOperator(GradRecording(f, x, args), mode, unravel, flat.size)
+    with guard_materialization():
+        recording = GradRecording(f, x, args)
+    return HVPOperator(recording, mode, unravel, flat.size)
 
 
 # ---- full Hessians ---------------------------------------------------------------
@@ -709,6 +718,6 @@ def hessian(f, argnums=0, mode="fwd-rev"):
            [2., 0.]])
     """
     _check_mode(mode, hessian_modes())
-    hessian_f = HVP_MODES[mode].hessian(grad(f, argnums), argnums)
+    hessian_f = computed(HVP_MODES[mode].hessian(grad(f, argnums), argnums), argnums)
     hessian_f.__name__ = f"hessian({getattr(f, '__name__', 'f')})"
     return hessian_f

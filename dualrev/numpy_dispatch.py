@@ -14,6 +14,7 @@ are installed by :mod:`dualrev.ops.methods` when the ops are registered.
 import numpy as np
 import scipy.special
 
+from .lazy import LazyEvaluationError, is_lazy
 from .registry import NUMPY_FUNCTIONS, Op, Tracer, bind
 from .tree import flatten
 
@@ -112,6 +113,11 @@ class TracedArray(Tracer):
     def __bool__(self):
         # Control flow reads the primal value (``if x > 0`` compares plain values);
         # a staged value underneath records the outcome as a guard.
+        if is_lazy(self.primal):
+            raise LazyEvaluationError(
+                "a traced dask value was used in control flow (if / while / and / or): "
+                "that would compute the whole graph inside the traced function. Use "
+                "np.where(condition, a, b) to stay lazy, or decide on NumPy values")
         return bool(self.value)
 
     def __setitem__(self, index, value):

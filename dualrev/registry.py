@@ -465,12 +465,20 @@ def unbroadcast(g, shape):
         return g
     lead = len(gshape) - len(shape)
     kept = tuple(i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1)
-    # np.add.reduce is np.sum without its Python-level wrapper.
     if lead:
-        g = np.add.reduce(g, axis=tuple(range(lead)))
+        g = add_reduce(g, axis=tuple(range(lead)), keepdims=False)
     if kept:
-        g = np.add.reduce(g, axis=kept, keepdims=True)
+        g = add_reduce(g, axis=kept, keepdims=True)
     return g
+
+
+def add_reduce(x, *, axis, keepdims):
+    """np.add.reduce (np.sum without its Python-level wrapper), through np.sum
+    for arrays that only implement the dispatch protocols (a dask array has
+    no ufunc.reduce)."""
+    if isinstance(x, np.ndarray):
+        return np.add.reduce(x, axis=axis, keepdims=keepdims)
+    return np.sum(x, axis=axis, keepdims=keepdims)
 
 
 def primal_value(x):

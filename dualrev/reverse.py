@@ -18,6 +18,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from .lazy import is_lazy
 from .numpy_dispatch import Indexable, TracedArray
 from .registry import NO_PARAMS, Tracer, bind, new_level, shape_of
 
@@ -291,8 +292,10 @@ class Tape:
                 c = op.vjps[pos](g, out, *vals, **params)
                 cts[p] = c if prev is None else prev + c
                 owned.discard(p)
-            elif isinstance(g, Tracer) or isinstance(prev, Tracer):
-                # staged: recorded as ops; the compiled program updates in place
+            elif isinstance(g, Tracer) or isinstance(prev, Tracer) or is_lazy(g) \
+                    or is_lazy(prev):
+                # staged: recorded as ops; the compiled program updates in place.
+                # lazy (dask): a new graph, never an in-place update
                 cts[p] = op.vjps[pos](g, out, *vals, **params) if prev is None \
                     else op.vjp_add(prev, g, **params)
             else:

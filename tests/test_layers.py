@@ -23,6 +23,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "dualrev"
 LAYERS = (
     ("registry", "core", "examples"),
     ("tree",),
+    ("lazy",),
     ("numpy_dispatch", "array_api"),
     ("ops",),
     ("forward", "reverse", "staging"),

@@ -8,7 +8,7 @@ that the rules also act on tangents that carry leading batch axes. ``mean``,
 import numpy as np
 import scipy.special as sp
 
-from ..registry import REDUCTION, Teaching, defop, register_numpy, shape_of
+from ..registry import REDUCTION, Teaching, add_reduce, defop, register_numpy, shape_of
 from .shape import broadcast_to, concatenate, getitem, normalize_axis, reshape
 
 
@@ -48,7 +48,7 @@ def sum_vjp(g, out, x, *, axis, keepdims):
     return expand_to(g, x, axis, keepdims)
 
 
-sum_ = defop("sum", lambda x, *, axis, keepdims: np.add.reduce(x, axis=axis, keepdims=keepdims),
+sum_ = defop("sum", add_reduce,
              vjp=sum_vjp, linear=(0,), saves=((),), flops=REDUCTION,
              teaching=Teaching(rev=("broadcast({g})",), fwd=("sum({t})",),
                                gate="sum copies the gradient to every summed element",
@@ -94,7 +94,7 @@ def _winners(x, out, axis, keepdims):
     """Where x attains its max/min, each tie weighted 1/count (ties split evenly)."""
     out_kd = out if keepdims else reshape(out, shape=keepdims_shape(shape_of(x), axis))
     hit = x == out_kd  # a plain boolean array: equal is not differentiable
-    return hit / np.add.reduce(hit, axis=axis, keepdims=True)
+    return hit / add_reduce(hit, axis=axis, keepdims=True)
 
 
 def extreme_jvp(t, out, x, *, axis, keepdims):

@@ -9,6 +9,7 @@ import operator
 
 import numpy as np
 
+from ..lazy import is_lazy, lazy_untake
 from ..registry import (NO_FLOPS, Teaching, Tracer, defop, fit_tangent, primal_value,
                         register_numpy, shape_of, strip_derivatives, unbroadcast)
 
@@ -29,7 +30,12 @@ def reshape_vjp(g, out, x, *, shape):
     return reshape(g, shape=shape_of(x))
 
 
-reshape = defop("reshape", lambda x, *, shape: np.asarray(x).reshape(shape),
+def _reshape_impl(x, *, shape):
+    # np.asarray for Python floats; a dask array reshapes lazily, never through it
+    return (x if is_lazy(x) else np.asarray(x)).reshape(shape)
+
+
+reshape = defop("reshape", _reshape_impl,
                 jvp=reshape_jvp, vjp=reshape_vjp, saves=((),), flops=NO_FLOPS,
                 teaching=Teaching(rev=("{g}.reshape({0}.shape)",),
                                   fwd=("{t}.reshape({o}.shape)",),
@@ -274,6 +280,8 @@ def _index_add_into(buffer, base, g, *, index):
 
 
 def _index_add_impl(base, g, *, index):
+    if is_lazy(base) or is_lazy(g):
+        return base + lazy_untake(g, index, shape_of(base), is_basic_index(index), _scatter)
     buffer = np.array(base, dtype=np.result_type(base, g, np.float64))
     return _index_add_into(buffer, buffer, g, index=index)
 
@@ -317,6 +325,8 @@ def _scatter(z, index, g):
 
 
 def _untake_impl(g, *, index, shape):
+    if is_lazy(g):
+        return lazy_untake(g, index, shape, is_basic_index(index), _scatter)
     return _scatter(np.zeros(shape, dtype=np.result_type(g, np.float64)), index, g)
 
 

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from ..lazy import is_lazy
 from ..registry import defnondiff, primal_value, register_numpy, shape_of
 from .shape import broadcast_to, getitem, normalize_axis, reshape
 
@@ -156,7 +157,9 @@ def _nan_extreme(reduce, fill, name):
         missing = np.isnan(primal_value(a))
         res = reduce(np.where(missing, fill, a), axis=axis, keepdims=keepdims)
         all_missing = np.all(missing, axis=axis, keepdims=keepdims)
-        return np.where(all_missing, np.nan, res) if np.any(all_missing) else res
+        if is_lazy(all_missing) or np.any(all_missing):  # never computes a dask value
+            return np.where(all_missing, np.nan, res)
+        return res
     nan_extreme.__name__ = name
     return nan_extreme
 
