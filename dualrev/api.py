@@ -92,15 +92,17 @@ def _call(f, args, kwargs, nums):
         raise
 
 
-def checked_output(out, what="the function"):
+def checked_output(out, loss=False):
     """``out`` after checking that each leaf is a value a derivative can be
-    read from: not None, a string or a bool (a forgotten ``return``, a
-    comparison), and not a traced value of a finished transformation."""
+    read from: not None or a string (a forgotten ``return``), nor for a
+    scalar ``loss`` a bool (a comparison), and not a traced value of a
+    finished transformation."""
+    rejected = (str, bytes, bool, np.bool_) if loss else (str, bytes)
     for leaf in flatten(out)[0]:
         check_not_escaped(leaf)
-        if leaf is None or isinstance(leaf, (str, bytes, bool, np.bool_)):
+        if leaf is None or isinstance(leaf, rejected):
             hint = " (a missing return statement?)" if leaf is None else ""
-            raise TypeError(f"{what} returned {leaf!r} of type {type(leaf).__name__}"
+            raise TypeError(f"the function returned {leaf!r} of type {type(leaf).__name__}"
                             f"{hint}: it has no derivative; return a float or a float "
                             "array")
     return out
@@ -238,7 +240,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
             if has_aux:
                 out, aux = _split_aux(out, "grad")
             _check_scalar(out, has_aux)
-            checked_output(out)
+            checked_output(out, loss=True)
             index = tape.index_of(out)
             seeds = {} if index is None else {index: np.ones((), np.result_type(out.primal))[()]}
             grads = unflatten(treedef, _pull(tape, nodes, leaves, seeds, release=True))

@@ -53,7 +53,22 @@ def new_level():
 
 
 class EscapedTracerError(TypeError):
-    """A traced value was used after its transformation had finished."""
+    """A traced value was used after its transformation had finished.
+
+    A value computed inside ``grad``, ``jvp``... carries that run's
+    derivative; kept outside (a cache, a global) and used after the run, it
+    would give a silently wrong derivative, so every op on it raises this.
+
+    Examples
+    --------
+    >>> import numpy as np, dualrev
+    >>> kept = []
+    >>> g = dualrev.grad(lambda x: kept.append(x * 7.0) or np.sin(x))(0.0)
+    >>> kept[0] + 1.0  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    dualrev.core.EscapedTracerError: add: a traced value of a finished reverse-mode...
+    """
 
 
 def escaped_tracer_message(what):

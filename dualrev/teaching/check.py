@@ -1,5 +1,6 @@
 """Checking a student's staged gradients against :func:`~dualrev.teaching.explain`."""
 
+import collections.abc
 import itertools
 
 import numpy as np
@@ -150,6 +151,9 @@ def check_backprop(f, args, manual, *, names=None, rtol=1e-7, atol=1e-12):
     dy is wrong: you have 4.0, expected -4.0
       expected steps: dy = 1 * dq = 1.0 * -4.0 = -4.0
     """
+    if not isinstance(manual, collections.abc.Mapping):
+        raise TypeError(f"manual must be a mapping from names to your gradients, e.g. "
+                        f"{{'dx': ..., 'dq': ...}}, not a {type(manual).__name__}")
     args = args if isinstance(args, tuple) else (args,)
     ex = explain(f, *args, names=names)
     order = [s.name for s in reversed(ex.stages) if s.kind != "input"]
