@@ -36,7 +36,7 @@ from scipy.sparse.linalg import LinearOperator
 from . import costmodel
 from .api import (argnums_tuple, as_float, float_dtype, grad, jacfwd, jacrev, jvp, stop_gradient,
                   value_and_grad)
-from .registry import shape_of
+from .registry import Tracer, shape_of
 from .reverse import Tape
 from .tree import flatten, ravel_pytree, unflatten
 
@@ -59,7 +59,9 @@ def _leaves_like(x_leaves, v, what="v"):
         if shape_of(vl) != shape_of(xl):
             raise ValueError(f"{what} has a leaf of shape {shape_of(vl)} where x has "
                              f"shape {shape_of(xl)}")
-    return [as_float(vl, what) for vl in v_leaves]
+    # a plain v is taken in x's dtype: the product keeps the dtype of x
+    return [vl if isinstance(vl, Tracer) else np.asarray(vl, float_dtype(xl))[()]
+            for vl, xl in zip((as_float(vl, what) for vl in v_leaves), x_leaves)]
 
 
 def _zeros(x):

@@ -28,8 +28,8 @@ import numpy as np
 from .core import NO_PARAMS, Tracer, bind, new_level  # noqa: F401  (re-exported)
 
 __all__ = ["Op", "Teaching", "defop", "defunary", "defbinary", "defnondiff",
-           "register_numpy", "unregister_numpy", "OPS", "NUMPY_FUNCTIONS", "ELEMENTWISE", "REDUCTION",
-           "NO_FLOPS", "cubic_flops", "default_flops"]
+           "register_numpy", "unregister_numpy", "OPS", "NUMPY_FUNCTIONS", "ELEMENTWISE",
+           "REDUCTION", "NO_FLOPS", "cubic_flops", "default_flops"]
 
 #: name -> Op, every registered primitive.
 OPS = {}
@@ -524,9 +524,10 @@ def register_numpy(functions, implementation, *, replace=False):
     routed = [f for f in functions if f in NUMPY_FUNCTIONS]
     if routed and not replace:
         names = ", ".join(getattr(f, "__name__", repr(f)) for f in routed)
-        raise ValueError(f"{names} already has a dualrev route ({NUMPY_FUNCTIONS[routed[0]]!r}); "
-                         "re-routing it would change it for the whole process: pass "
-                         "replace=True to do so (dualrev.unregister_numpy undoes it)")
+        raise ValueError(f"{names} already has a dualrev route "
+                         f"({NUMPY_FUNCTIONS[routed[0]]!r}); re-routing it would change "
+                         "it for the whole process: pass replace=True to do so "
+                         "(dualrev.unregister_numpy undoes it)")
     for f in functions:
         if f in NUMPY_FUNCTIONS:
             _REPLACED.setdefault(f, []).append(NUMPY_FUNCTIONS[f])

@@ -221,6 +221,7 @@ def test_float32_stays_float32_in_every_transformation():
         assert dr.hessian(_loss, mode=mode)(x).dtype == np.float32
     for mode in HVP_MODES:
         assert dr.hvp(_loss, x, v, mode=mode).dtype == np.float32, mode
+        assert dr.hvp(_loss, x, np.ones(3), mode=mode).dtype == np.float32, mode
     H = dr.hvp_operator(_loss, x)
     assert H.dtype == np.float32 and (H @ v).dtype == np.float32
     assert H.matmat(np.eye(3, dtype=np.float32)).dtype == np.float32
