@@ -137,14 +137,14 @@ def _value_at(trace, x):
     return x
 
 
+FLOAT64 = np.dtype(np.float64)
+
+
 def float_dtype(*values):
     """The floating dtype of ``values`` (float64 when none is floating): the
     dtype a derivative of them is computed and returned in."""
     dtype = np.result_type(*[dtype_of(v) for v in values]) if values else FLOAT64
     return dtype if dtype.kind in "fc" else FLOAT64
-
-
-FLOAT64 = np.dtype(np.float64)
 
 
 def _values_at(trace, tree):
@@ -216,7 +216,8 @@ def value_and_grad(f, argnums=0, has_aux=False):
     argnums : int or tuple of int
         Which positional arguments to differentiate.
     has_aux : bool
-        ``f`` returns a pair whose second item is passed through.
+        ``f`` returns a pair whose second item is passed through (as values,
+        without this transformation's derivative).
 
     Returns
     -------
@@ -264,7 +265,7 @@ def grad(f, argnums=0, has_aux=False):
         float arrays, or nested tuples/lists/dicts of them.
     has_aux : bool
         ``f`` returns ``(scalar, aux)``; the gradient function then returns
-        ``(gradient, aux)``.
+        ``(gradient, aux)``, ``aux`` without this transformation's derivative.
 
     Returns
     -------
