@@ -16,7 +16,9 @@ from . import optimize
 from .compiled import compile
 from . import codegen as _codegen
 from .ops.reductions import log_softmax, logsumexp, softmax
-from .registry import OPS, defbinary, defnondiff, defop, defunary, register_numpy
+from .core import EscapedTracerError
+from .registry import (OPS, defbinary, defnondiff, defop, defunary, register_numpy,
+                       unregister_numpy)
 
 __version__ = "0.1.0"
 
@@ -24,7 +26,8 @@ _codegen.BUILTIN.update(OPS)  # generated source spells out only these op names
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "jacobian",
            "choose_mode", "derivative", "stop_gradient", "defop", "defunary",
-           "defbinary", "defnondiff", "register_numpy", "OPS",
+           "defbinary", "defnondiff", "register_numpy", "unregister_numpy", "OPS",
+           "EscapedTracerError",
            "UnsupportedFunctionError", "logsumexp", "softmax", "log_softmax",
            "hvp", "hvp_operator", "value_grad_hvp", "hessian", "HVPOperator", "HVPProgram",
            "explain", "check_backprop", "optimize", "compare", "compile"]

@@ -9,11 +9,12 @@ import numbers
 
 import numpy as np
 
+from .core import check_not_escaped, close
 from .costmodel import default_chunk_size, predict_jacobian_mode, tape_cost
 from .forward import ForwardTrace
 from .lazy import computed, guard_materialization, is_lazy, lazy_float
 from .numpy_dispatch import TracedArray
-from .registry import Op, Tracer, shape_of, strip_derivatives
+from .registry import Op, Tracer, dtype_of, shape_of, strip_derivatives
 from .reverse import Tape
 from .tree import flatten, unflatten
 
@@ -25,6 +26,10 @@ __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "jacobian
 
 def as_float(x, where="argument"):
     """``x`` as a differentiable float value, or a TypeError naming ``where``."""
+    if isinstance(x, np.matrix):
+        raise TypeError(f"{where} is a numpy.matrix, whose * and ** are matrix "
+                        "products: dualrev differentiates ndarray semantics only. Pass "
+                        "np.asarray(x) and write matrix products with @")
     if isinstance(x, Tracer) and x.staged:  # under dualrev.compile: as its value would be
         return x if as_float(x.value, where) is x.value else _TO_FLOAT64(x)
     if isinstance(x, np.ndarray):
@@ -62,13 +67,55 @@ _TO_FLOAT64 = Op("to_float64", lambda x: np.asarray(x, np.float64)[()], None, No
 
 def argnums_tuple(argnums, nargs):
     """``(positions, multiple)``: ``argnums`` checked against ``nargs`` arguments."""
-    multiple = not isinstance(argnums, int)
-    nums = tuple(argnums) if multiple else (argnums,)
+    multiple = not _is_int(argnums)
+    try:
+        nums = tuple(argnums) if multiple else (argnums,)
+    except TypeError:
+        nums = (argnums,)
     for n in nums:
+        if not _is_int(n):
+            raise TypeError(f"argnums must be an int or a tuple of ints, not "
+                            f"{argnums!r}")
         if not -nargs <= n < nargs:
             raise ValueError(f"argnums={argnums!r} but the function was called with "
                              f"{nargs} positional argument(s)")
     return tuple(n % nargs for n in nums), multiple
+
+
+def _is_int(n):
+    return isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_))
+
+
+LIST_HINT = ("note: a Python list argument is treated as a structure of scalars (its "
+             "gradient is a list of scalars), not as an array: pass np.array(...) to "
+             "use it as one")
+
+
+def _call(f, args, kwargs, nums):
+    """``f(*args, **kwargs)``; a TypeError says so when a differentiated
+    argument is a Python list (a structure of scalars, not an array)."""
+    try:
+        return f(*args, **kwargs)
+    except TypeError as error:
+        if any(isinstance(args[n], list) for n in nums):
+            error.add_note(LIST_HINT)
+        raise
+
+
+def checked_output(out, loss=False):
+    """``out`` after checking that each leaf is a value a derivative can be
+    read from: not None or a string (a forgotten ``return``), nor for a
+    scalar ``loss`` a bool (a comparison), and not a traced value of a
+    finished transformation."""
+    rejected = (str, bytes, bool, np.bool_) if loss else (str, bytes)
+    for leaf in flatten(out)[0]:
+        check_not_escaped(leaf)
+        if leaf is None or isinstance(leaf, rejected):
+            hint = " (a missing return statement?)" if leaf is None else ""
+            raise TypeError(f"the function returned {leaf!r} of type {type(leaf).__name__}"
+                            f"{hint}: it has no derivative; return a float or a float "
+                            "array")
+    return out
 
 
 def _float_leaves(tree, what):
@@ -100,8 +147,26 @@ def _value_at(trace, x):
     return x
 
 
+FLOAT64 = np.dtype(np.float64)
+
+
+def float_dtype(*values):
+    """The floating dtype of ``values`` (float64 when none is floating): the
+    dtype a derivative of them is computed and returned in."""
+    dtype = np.result_type(*[dtype_of(v) for v in values]) if values else FLOAT64
+    return dtype if dtype.kind in "fc" else FLOAT64
+
+
+def _values_at(trace, tree):
+    """``tree`` with ``trace``'s derivative dropped from every leaf: auxiliary
+    outputs leave the transformation as values (its trace is then closed)."""
+    leaves, treedef = flatten(tree)
+    return unflatten(treedef, [_value_at(trace, leaf) for leaf in leaves])
+
+
 def _zeros_like(x):
-    return np.zeros(shape_of(x)) if shape_of(x) else np.float64(0.0)
+    dtype = float_dtype(x)
+    return np.zeros(shape_of(x), dtype) if shape_of(x) else dtype.type(0.0)
 
 
 # ---- reverse mode ------------------------------------------------------------
@@ -111,7 +176,11 @@ def record(f, args, kwargs, argnums):
     nums, multiple, leaves, treedef = _select(args, argnums)
     tape = Tape()
     nodes = [tape.input(x) for x in leaves]
-    out = f(*_substitute(args, nums, multiple, treedef, nodes), **kwargs)
+    try:
+        out = _call(f, _substitute(args, nums, multiple, treedef, nodes), kwargs, nums)
+    except BaseException:
+        close(tape)
+        raise
     return tape, nodes, leaves, treedef, out
 
 
@@ -137,6 +206,16 @@ def _check_scalar(out, has_aux):
             "dualrev.vjp for vector-Jacobian products")
 
 
+def _split_aux(out, who):
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        what = (f"a {type(out).__name__} of length {len(out)}"
+                if isinstance(out, (tuple, list)) else f"a {type(out).__name__}")
+        raise TypeError(f"{who}(..., has_aux=True) needs a function returning a pair "
+                        f"(output, aux), but it returned {what}; without auxiliary "
+                        "data, drop has_aux=True")
+    return out
+
+
 def value_and_grad(f, argnums=0, has_aux=False):
     """A function returning ``(f(*args), grad f(*args))``, by reverse mode.
 
@@ -147,7 +226,8 @@ def value_and_grad(f, argnums=0, has_aux=False):
     argnums : int or tuple of int
         Which positional arguments to differentiate.
     has_aux : bool
-        ``f`` returns a pair whose second item is passed through.
+        ``f`` returns a pair whose second item is passed through (as values,
+        without this transformation's derivative).
 
     Returns
     -------
@@ -167,14 +247,18 @@ def value_and_grad(f, argnums=0, has_aux=False):
     """
     def value_and_grad_f(*args, **kwargs):
         tape, nodes, leaves, treedef, out = record(f, args, kwargs, argnums)
-        if has_aux:
-            out, aux = out
-        _check_scalar(out, has_aux)
-        index = tape.index_of(out)
-        seeds = {} if index is None else {index: np.ones((), np.result_type(out.primal))[()]}
-        grads = unflatten(treedef, _pull(tape, nodes, leaves, seeds, release=True))
-        value = _value_at(tape, out)
-        return ((value, aux) if has_aux else value), grads
+        try:
+            if has_aux:
+                out, aux = _split_aux(out, "grad")
+            _check_scalar(out, has_aux)
+            checked_output(out, loss=True)
+            index = tape.index_of(out)
+            seeds = {} if index is None else {index: np.ones((), np.result_type(out.primal))[()]}
+            grads = unflatten(treedef, _pull(tape, nodes, leaves, seeds, release=True))
+            value = _value_at(tape, out)
+        finally:
+            close(tape)
+        return ((value, _values_at(tape, aux)) if has_aux else value), grads
     value_and_grad_f.__name__ = f"value_and_grad({getattr(f, '__name__', 'f')})"
     return computed(value_and_grad_f, argnums)
 
@@ -191,7 +275,7 @@ def grad(f, argnums=0, has_aux=False):
         float arrays, or nested tuples/lists/dicts of them.
     has_aux : bool
         ``f`` returns ``(scalar, aux)``; the gradient function then returns
-        ``(gradient, aux)``.
+        ``(gradient, aux)``, ``aux`` without this transformation's derivative.
 
     Returns
     -------
@@ -254,9 +338,12 @@ def vjp(f, *primals, has_aux=False):
     with guard_materialization():
         tape, nodes, leaves, treedef, out = record(
             f, primals, {}, tuple(range(len(primals))))
-    if has_aux:
-        out, aux = out
-    out_leaves, out_def = flatten(out)
+    try:
+        if has_aux:
+            out, aux = _split_aux(out, "vjp")
+        out_leaves, out_def = flatten(checked_output(out))
+    finally:
+        close(tape)  # vjp_fn still sweeps it; nothing more is recorded on it
     out_index = [tape.index_of(o) for o in out_leaves]
 
     def vjp_fn(cotangent):
@@ -275,7 +362,7 @@ def vjp(f, *primals, has_aux=False):
             return tuple(unflatten(treedef, _pull(tape, nodes, leaves, seeds)))
 
     value = unflatten(out_def, [_value_at(tape, o) for o in out_leaves])
-    return (value, vjp_fn, aux) if has_aux else (value, vjp_fn)
+    return (value, vjp_fn, _values_at(tape, aux)) if has_aux else (value, vjp_fn)
 
 
 # ---- forward mode ------------------------------------------------------------
@@ -324,13 +411,18 @@ def _push(f, args, argnums, tangent_leaves, kwargs=None):
     nums, multiple, leaves, treedef = _select(args, argnums)
     trace = ForwardTrace()
     duals = [trace.dual(x, t) for x, t in zip(leaves, tangent_leaves)]
-    out = f(*_substitute(args, nums, multiple, treedef, duals), **(kwargs or {}))
-    out_leaves, out_def = flatten(out)
+    try:
+        out = _call(f, _substitute(args, nums, multiple, treedef, duals), kwargs or {},
+                    nums)
+        out_leaves, out_def = flatten(checked_output(out))
+    finally:
+        close(trace)
     primal, tangent = [], []
     for o in out_leaves:
         p, t = trace.unpack(o)
         primal.append(p)
-        tangent.append(t)
+        # A constant output has a zero tangent (of its shape and dtype).
+        tangent.append(_zeros_like(p) if t is None else t)
     return unflatten(out_def, primal), unflatten(out_def, tangent)
 
 
@@ -352,10 +444,7 @@ def derivative(f):
                             "use jvp or jacfwd")
         x = as_float(x, "argument 0")
         out, t = _push(f, (x,) + args, 0, [np.float64(1.0)], kwargs)
-        out_leaves, out_def = flatten(out)
-        t_leaves, _ = flatten(t) if t is not None else ([None], None)
-        return unflatten(out_def, [_zeros_like(o) if d is None else d
-                                   for o, d in zip(out_leaves, t_leaves)])
+        return t
     derivative_f.__name__ = f"derivative({getattr(f, '__name__', 'f')})"
     return derivative_f
 
@@ -408,24 +497,24 @@ def jacfwd(f, argnums=0, chunk_size=None):
         n = sum(sizes)
         chunk = chunk_size or default_chunk_size(n)
         offsets = np.cumsum([0] + sizes)
+        dtype = float_dtype(*leaves)  # the Jacobian keeps the inputs' dtype
         blocks = None
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
-            basis = np.zeros((stop - start, n))  # directions start..stop-1 only
+            basis = np.zeros((stop - start, n), dtype)  # directions start..stop-1 only
             basis[np.arange(stop - start), np.arange(start, stop)] = 1.0
             tangents = [basis[:, offsets[j]:offsets[j + 1]].reshape((stop - start,) + shape_of(x))
                         for j, x in enumerate(leaves)]
             out, tangent = _push(f, args, argnums, tangents, kwargs)
             out_leaves, out_def = flatten(out)
             t_leaves = flatten(tangent)[0]
-            part = [np.zeros((stop - start,) + shape_of(o)) if t is None
-                    else np.broadcast_to(t, (stop - start,) + shape_of(o)) for o, t in
+            part = [np.broadcast_to(t, (stop - start,) + shape_of(o)) for o, t in
                     zip(out_leaves, t_leaves)]
             blocks = part if blocks is None else [np.concatenate([b, p]) for b, p in
                                                   zip(blocks, part)]
         if n == 0:
-            out_leaves, out_def = flatten(f(*args, **kwargs))
-            blocks = [np.zeros((0,) + shape_of(o)) for o in out_leaves]
+            out_leaves, out_def = flatten(checked_output(f(*args, **kwargs)))
+            blocks = [np.zeros((0,) + shape_of(o), dtype) for o in out_leaves]
 
         def block(i, j):
             b = blocks[i][offsets[j]:offsets[j + 1]]  # (n_j, *out_i)
@@ -460,29 +549,35 @@ def jacrev(f, argnums=0):
     """
     def jacrev_f(*args, **kwargs):
         tape, nodes, leaves, treedef, out = record(f, args, kwargs, argnums)
-        _, multiple = argnums_tuple(argnums, len(args))
-        out_leaves, out_def = flatten(out)
-        rows = []  # per output leaf, per input leaf: the stacked cotangents
-        for o in out_leaves:
-            index = tape.index_of(o)
-            size = int(np.prod(shape_of(o)))
-            if index is None:
-                rows.append([np.zeros((size,) + shape_of(x)) for x in leaves])
-                continue
-            per_input = [[] for _ in leaves]
-            for seed in np.eye(size):
-                seed = seed.reshape(shape_of(o)) if shape_of(o) else seed[0]
-                for j, c in enumerate(_pull(tape, nodes, leaves, {index: seed})):
-                    per_input[j].append(c)
-            # np.stack, not assignment into an array: the cotangents may be
-            # traced by an enclosing transformation (jacfwd(jacrev(f))).
-            rows.append([np.stack(cs) for cs in per_input])
+        try:
+            _, multiple = argnums_tuple(argnums, len(args))
+            out_leaves, out_def = flatten(checked_output(out))
+            rows = [_jacrev_rows(tape, nodes, leaves, o) for o in out_leaves]
+        finally:
+            close(tape)
 
         def block(i, j):
             return np.reshape(rows[i][j], shape_of(out_leaves[i]) + shape_of(leaves[j]))
         return _assemble(out_leaves, out_def, leaves, treedef, multiple, block)
     jacrev_f.__name__ = f"jacrev({getattr(f, '__name__', 'f')})"
     return computed(jacrev_f, argnums)
+
+
+def _jacrev_rows(tape, nodes, leaves, o):
+    """Per input leaf, the cotangents of the output leaf ``o``'s elements, stacked."""
+    index = tape.index_of(o)
+    size = int(np.prod(shape_of(o)))
+    dtype = float_dtype(o, *leaves)
+    if index is None or size == 0:
+        return [np.zeros((size,) + shape_of(x), float_dtype(x, o)) for x in leaves]
+    per_input = [[] for _ in leaves]
+    for seed in np.eye(size, dtype=dtype):
+        seed = seed.reshape(shape_of(o)) if shape_of(o) else seed[0]
+        for j, c in enumerate(_pull(tape, nodes, leaves, {index: seed})):
+            per_input[j].append(c)
+    # np.stack, not assignment into an array: the cotangents may be
+    # traced by an enclosing transformation (jacfwd(jacrev(f))).
+    return [np.stack(cs) for cs in per_input]
 
 
 def jacobian(f, argnums=0, mode="auto"):
@@ -543,6 +638,7 @@ def choose_mode(f, args, kwargs=None, argnums=0):
     'rev'
     """
     tape, nodes, leaves, treedef, out = record(f, tuple(args), kwargs or {}, argnums)
+    close(tape)
     n = sum(int(np.prod(shape_of(x))) for x in leaves)
     m = sum(int(np.prod(shape_of(o))) for o in flatten(out)[0])
     return predict_jacobian_mode(tape_cost(tape), n, m)

@@ -81,6 +81,7 @@ def _parser():
                      help="plot time against n for both modes, one panel per m "
                           "(needs matplotlib)")
     cmp.add_argument("--list", action="store_true", help="list the catalogue and exit")
+    parser.compare = cmp  # its usage is shown for its own unknown options
     return parser
 
 
@@ -95,7 +96,8 @@ def main(argv=None):
     Returns
     -------
     int
-        0 on success, 2 on a usage error or a bad ``--function``.
+        0 on success, 2 on a usage error (no command included) or a bad
+        ``--function``.
 
     Examples
     --------
@@ -104,13 +106,17 @@ def main(argv=None):
     0
     """
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
     if args.command != "compare":
-        parser.print_help()
-        return 0
+        parser.print_help(sys.stderr)
+        return 2
+    if unknown:
+        parser.compare.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.plot and args.function:
-        parser.error("--plot draws the catalogue's tanh(Ax) grid; drop --function")
+        parser.compare.error("--plot draws the catalogue's tanh(Ax) grid; drop --function")
     try:
+        if args.json:
+            _check_writable(args.json)
         return _compare_command(args)
     except CommandError as exc:
         print(f"dualrev compare: error: {exc}", file=sys.stderr)
@@ -244,6 +250,15 @@ def _finite(obj):
     if isinstance(obj, np.generic):
         return _finite(obj.item())
     return obj
+
+
+def _check_writable(path):
+    """Fail before a long run if ``path`` cannot be written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path) or not os.path.isdir(folder) \
+            or not os.access(path if os.path.exists(path) else folder, os.W_OK):
+        raise CommandError(f"--json {path}: cannot write there (no such folder, a "
+                           "folder, or no write permission)")
 
 
 def _write_json(path, reports, quick, total):

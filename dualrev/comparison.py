@@ -342,7 +342,8 @@ def _hvp_row(r):
     cells = [r.name, str(r.n)]
     for res in r.hvp:
         cells.append(f"{res.time_ratio:.3g}")
-    return tuple(cells) + (r.hvp_predicted, r.hvp_measured) \
+    return tuple(cells) + (r.hvp_predicted, r.hvp_measured
+                           + ("" if r.hvp_measured == r.hvp_predicted else " *")) \
         + _compiled_cells(r.mode(r.hvp_predicted))
 
 

@@ -6,6 +6,7 @@ memory stays at the size of the values. A tangent may carry leading batch
 axes, one per direction, so that several directions share one pass.
 """
 
+from .core import ClosedTrace
 from .numpy_dispatch import Indexable, TracedArray
 from .registry import NO_PARAMS, Tracer, bind, new_level
 
@@ -38,6 +39,8 @@ class ForwardTrace:
     """One forward-mode transformation; its ``level`` orders nested ones."""
 
     __slots__ = ("level",)
+    closed = False
+    kind = "forward-mode transformation (jvp, jacfwd, derivative...)"
 
     def __init__(self):
         self.level = new_level()
@@ -81,3 +84,12 @@ class ForwardTrace:
         if isinstance(x, Dual) and x._trace is self:
             return x.value, x.tangent
         return x, None
+
+
+class ClosedForwardTrace(ClosedTrace, ForwardTrace):
+    """A finished forward trace: an op on one of its dual numbers raises."""
+
+    __slots__ = ()
+
+
+ForwardTrace.Closed = ClosedForwardTrace.Closed = ClosedForwardTrace

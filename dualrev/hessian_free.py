@@ -173,7 +173,15 @@ def _batch_source(batches):
     if isinstance(batches, collections.abc.Sequence):
         return lambda k: (batches[k % len(batches)],)
     iterator = iter(batches)
-    return lambda k: (next(iterator),)
+
+    def next_batch(k):
+        try:
+            return (next(iterator),)
+        except StopIteration:
+            raise ValueError(f"the batches iterator ran out after {k} batch(es), before "
+                             "maxiter iterations: pass a longer iterator, a sequence "
+                             "(cycled) or a callable k -> batch") from None
+    return next_batch
 
 
 def hessian_free(loss, params, batches=None, *, maxiter=100, curvature="hessian",
@@ -211,7 +219,7 @@ def hessian_free(loss, params, batches=None, *, maxiter=100, curvature="hessian"
         of the model outputs), positive semi-definite for a convex
         ``out_loss``.
     damping : float
-        Initial ``lambda``.
+        Initial ``lambda``, non-negative.
     cg_maxiter : int
         CG steps per iteration at most.
     cg_tol : float
@@ -265,6 +273,8 @@ def hessian_free(loss, params, batches=None, *, maxiter=100, curvature="hessian"
     if curvature == "gauss-newton" and not isinstance(loss, ModelLoss):
         raise TypeError("curvature='gauss-newton' needs the loss split as "
                         "ModelLoss(model, out_loss)")
+    if not damping >= 0:
+        raise ValueError(f"damping must be a non-negative number, not {damping!r}")
     x, unravel = ravel_pytree(params)
     next_batch = _batch_source(batches)
     staged = None
@@ -275,11 +285,14 @@ def hessian_free(loss, params, batches=None, *, maxiter=100, curvature="hessian"
     history = []
     start = time.perf_counter()
     message, success = "maximum number of iterations reached", False
-    value = np.nan
+    value = float(loss(params, *next_batch(0))) if maxiter <= 0 else np.nan
     for k in range(maxiter):
         batch = next_batch(k)
         model = _curvature_at(loss, unravel(x), batch, curvature, unravel, hvp_mode, staged)
         value, g = model.value, model.grad
+        if not np.isfinite(value):
+            message = f"NaN result encountered: the loss is {value} at iteration {k}"
+            break
         grad_norm = float(np.linalg.norm(g))
         if grad_norm < gtol:
             message, success = "gradient norm below gtol", True

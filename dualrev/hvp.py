@@ -35,10 +35,10 @@ from scipy.sparse.linalg import LinearOperator
 
 from . import costmodel
 from .compiled import compile
-from .api import (argnums_tuple, as_float, grad, jacfwd, jacrev, jvp, stop_gradient,
-                  value_and_grad)
+from .api import (argnums_tuple, as_float, float_dtype, grad, jacfwd, jacrev, jvp,
+                  stop_gradient, value_and_grad)
 from .lazy import compute_leaves, computed, computed_results, guard_materialization
-from .registry import shape_of
+from .registry import Tracer, shape_of
 from .reverse import Tape
 from .tree import flatten, ravel_pytree, unflatten
 
@@ -61,11 +61,14 @@ def _leaves_like(x_leaves, v, what="v"):
         if shape_of(vl) != shape_of(xl):
             raise ValueError(f"{what} has a leaf of shape {shape_of(vl)} where x has "
                              f"shape {shape_of(xl)}")
-    return [as_float(vl, what) for vl in v_leaves]
+    # a plain v is taken in x's dtype: the product keeps the dtype of x
+    return [vl if isinstance(vl, Tracer) else np.asarray(vl, float_dtype(xl))[()]
+            for vl, xl in zip((as_float(vl, what) for vl in v_leaves), x_leaves)]
 
 
 def _zeros(x):
-    return np.zeros(shape_of(x)) if shape_of(x) else np.float64(0.0)
+    dtype = float_dtype(x)
+    return np.zeros(shape_of(x), dtype) if shape_of(x) else dtype.type(0.0)
 
 
 # ---- one recording of grad f -------------------------------------------------
@@ -124,7 +127,7 @@ class GradRecording:
             self._replay = self.tape.pruned(wanted)
         tans = self._replay.forward(dict(zip(self.inputs, v_leaves)), wanted) if wanted else []
         by_index = dict(zip(wanted, tans))
-        return [np.zeros(batch + shape_of(x)) if by_index.get(i) is None
+        return [np.zeros(batch + shape_of(x), float_dtype(x)) if by_index.get(i) is None
                 else np.broadcast_to(by_index[i], batch + shape_of(x))
                 for i, x in zip(self.grad_index, self.x_leaves)]
 
@@ -136,12 +139,19 @@ class GradRecording:
 # ---- one-shot products ---------------------------------------------------------
 
 def _fd_step(x_leaves, v_leaves):
-    """Step ``h`` of the central difference along ``v`` (see :func:`hvp`)."""
-    x_scale = max([1.0] + [float(np.max(np.abs(stop_gradient(x)), initial=0.0))
-                           for x in x_leaves])
-    v_scale = max([float(np.max(np.abs(stop_gradient(v)), initial=0.0)) for v in v_leaves]
-                  or [0.0])
-    return np.cbrt(np.finfo(np.float64).eps) * x_scale / v_scale if v_scale else 0.0
+    """Step ``h`` of the central difference along ``v`` (see :func:`hvp`): a
+    Python float, so the step keeps the dtype of ``x``."""
+    x_scale, v_scale = 1.0, 0.0
+    for x, v in zip(x_leaves, v_leaves):
+        x, v = stop_gradient(x), stop_gradient(v)
+        moved = np.where(v != 0, np.abs(x), 0.0)  # only the entries v moves count
+        x_scale = max(x_scale, float(np.max(moved, initial=0.0)))
+        v_scale = max(v_scale, float(np.max(np.abs(v), initial=0.0)))
+    if not np.isfinite(v_scale):
+        raise ValueError("hvp(mode='fd'): v has a non-finite entry (inf or nan); a "
+                         "finite-difference step along it is undefined")
+    eps = float(np.finfo(float_dtype(*x_leaves)).eps)
+    return eps ** (1 / 3) * x_scale / v_scale if v_scale else 0.0
 
 
 def _leaf_function(f, treedef, args):
@@ -339,7 +349,9 @@ def hvp(f, x, v, mode="rev-rev", *, args=(), argnums=0):
         least memory. ``"rev-fwd"``: ``grad`` of ``x -> jvp(f, x, v)[1]``.
         The three agree to rounding. ``"fd"``: central difference
         ``(grad f(x + h v) - grad f(x - h v)) / (2 h)`` with
-        ``h = eps**(1/3) * max(1, max|x|) / max|v|``: the truncation error
+        ``h = eps**(1/3) * max(1, max|x_i| over the i where v_i != 0) /
+        max|v|`` (``eps`` of ``x``'s dtype; a non-finite ``v`` raises a
+        ValueError): the truncation error
         is ``h**2 / 6`` times the third directional derivative of ``grad f``
         and the rounding error about ``eps * |grad f| / h``, both of relative
         size about ``eps**(2/3)`` (about 4e-11) for a well-scaled ``f``.
@@ -515,7 +527,8 @@ class HVPOperator(LinearOperator):
     """The Hessian of ``f`` at ``x`` as a SciPy ``LinearOperator``.
 
     Built by :func:`hvp_operator`. Square ``n x n`` over the flattened
-    ``x``, symmetric, float64. ``grad f`` is recorded once, at construction;
+    ``x``, symmetric, with the floating dtype of ``x`` (float64 for integer
+    input). ``grad f`` is recorded once, at construction;
     every product is one sweep of that recording, never a new call of ``f``.
     Use it as any ``LinearOperator``: ``H @ v``, ``H.matvec(v)``,
     ``H.matmat(V)``, ``H.T``, or pass it to ``cg``, ``minres``, ``eigsh``.
@@ -537,8 +550,10 @@ class HVPOperator(LinearOperator):
     Returns
     -------
     HVPOperator
-        ``H @ v`` returns ``H v`` as a flat float64 vector of length ``n``;
-        ``H.matmat(V)`` returns ``H V`` for ``V`` of shape ``(n, k)``.
+        ``H @ v`` returns ``H v`` as a flat vector of length ``n`` in the
+        operator's dtype; ``H.matmat(V)`` returns ``H V`` for ``V`` of shape
+        ``(n, k)``. A complex ``v`` is applied to its real and imaginary
+        parts (``H`` is a real operator), and the product is complex.
 
     Attributes
     ----------
@@ -572,17 +587,17 @@ class HVPOperator(LinearOperator):
     """
 
     def __init__(self, recording, mode, unravel, n):
-        super().__init__(dtype=np.float64, shape=(n, n))
+        super().__init__(dtype=float_dtype(*recording.x_leaves), shape=(n, n))
         self._recording = recording
         self.mode = mode
         self.unravel = unravel
         # one dask.compute for both when the recording is lazy (dask data)
         value, grad_leaves = compute_leaves((recording.value, recording.grad_leaves))
         self.value = float(value)
-        self.grad = _ravel_leaves(grad_leaves, n)
+        self.grad = _ravel_leaves(grad_leaves, n, self.dtype)
 
     def _split(self, vector, batch=()):
-        vector = np.asarray(vector, np.float64)
+        vector = np.asarray(vector, self.dtype)
         leaves, bounds = [], 0
         for x in self._recording.x_leaves:
             size = int(np.prod(shape_of(x)))
@@ -592,9 +607,11 @@ class HVPOperator(LinearOperator):
 
     def _matvec(self, v):
         v = np.ravel(v)
+        if np.iscomplexobj(v):  # a real operator: H (a + ib) = H a + i H b
+            return self._matvec(v.real) + 1j * self._matvec(v.imag)
         with guard_materialization():
             product = self._recording.product(self._split(v), self.mode)
-        return _ravel_leaves(compute_leaves(product), self.shape[0])
+        return _ravel_leaves(compute_leaves(product), self.shape[0], self.dtype)
 
     def _rmatvec(self, v):
         return self._matvec(v)
@@ -603,21 +620,24 @@ class HVPOperator(LinearOperator):
         return self
 
     def _matmat(self, V):
-        V = np.asarray(V, np.float64)
+        V = np.asarray(V)
+        if np.iscomplexobj(V):
+            return self._matmat(V.real) + 1j * self._matmat(V.imag)
+        V = V.astype(self.dtype, copy=False)
         if not V.shape[1]:
-            return np.zeros((self.shape[0], 0))
+            return np.zeros((self.shape[0], 0), self.dtype)
         # All columns as one batched tangent: one forward replay (H is
         # symmetric, so this is also the reverse sweeps' H V).
         batch = (V.shape[1],)
         with guard_materialization():
             product = compute_leaves(self._recording.forward(self._split(V.T, batch), batch))
         return np.concatenate([np.reshape(p, batch + (-1,)) for p in product]
-                              or [np.zeros(batch + (0,))], axis=1).T.copy()
+                              or [np.zeros(batch + (0,), self.dtype)], axis=1).T.copy()
 
 
-def _ravel_leaves(leaves, n):
+def _ravel_leaves(leaves, n, dtype):
     flat = np.concatenate([np.ravel(leaf) for leaf in leaves]) if leaves else np.zeros(0)
-    return np.asarray(flat, np.float64).reshape(n)
+    return np.asarray(flat, dtype).reshape(n)
 
 
 def hvp_operator(f, x, mode="rev-rev", *, args=(), argnums=0, compile=False):
@@ -651,7 +671,7 @@ def hvp_operator(f, x, mode="rev-rev", *, args=(), argnums=0, compile=False):
     Returns
     -------
     HVPOperator
-        Square and symmetric, float64, with attributes ``value`` (``f(x)``),
+        Square and symmetric, in the floating dtype of ``x``, with attributes ``value`` (``f(x)``),
         ``grad`` (flat gradient) and ``unravel``. Releasing it frees the
         recording.
 

@@ -30,11 +30,11 @@ import numpy as np
 import scipy.optimize
 from scipy.optimize import LinearConstraint, NonlinearConstraint
 
-from .api import jacobian, value_and_grad
+from .api import float_dtype, jacobian, value_and_grad
 from .hessian_free import ModelLoss, hessian_free
 from .compiled import compile
 from .hvp import HVPProgram, hessian, hvp_operator
-from .tree import flat_vector, ravel_pytree
+from .tree import flat_vector, flatten, ravel_pytree
 
 __all__ = ["minimize", "jac", "hessp", "hess", "hessian_free", "ModelLoss",
            "HESSP_METHODS", "HESS_METHODS", "GRADIENT_METHODS"]
@@ -71,6 +71,7 @@ class _Objective:
         self.hvp_mode = hvp_mode
         self.operator = operator
         self._cache = collections.OrderedDict()
+        self.dtype = np.dtype(np.float64)
         # Compiled: every derivative staged once (dualrev.compile), replayed after.
         self._value_and_grad = value_and_grad(fun)
         self._hessian = hessian(self._flat_fun, mode=hvp_mode)
@@ -87,7 +88,7 @@ class _Objective:
                 and (entry["operator"] is not None or not operator):
             self._cache.move_to_end(key)
             return entry
-        point = self.unravel(x.copy())
+        point = self.unravel(x.astype(self.dtype))  # f runs in the dtype of x0
         if operator:
             op = hvp_operator(self.fun, point, self.hvp_mode, args=args) \
                 if self._program is None else self._program.operator(point, args=args)
@@ -320,6 +321,7 @@ def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", compile=F
     name = method.lower() if isinstance(method, str) else method
     objective = _Objective(fun, unravel, hvp_mode, operator=name in HESSP_METHODS
                            or callable(name), compiled=compile)
+    objective.dtype = dtype = float_dtype(*flatten(x0)[0])
     if "constraints" in kwargs:
         kwargs["constraints"] = _constraints_with_jacobians(kwargs["constraints"], unravel)
     if isinstance(kwargs.get("bounds"), dict):
@@ -329,7 +331,7 @@ def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", compile=F
     res = scipy.optimize.minimize(value, flat0, args=args, method=method,
                                   **derivatives, **kwargs)
     res.x_flat = res.x
-    res.x = unravel(np.array(res.x, np.float64))
+    res.x = unravel(np.array(res.x, dtype))  # the dtype of x0 (docs/conventions)
     return res
 
 
@@ -342,18 +344,26 @@ def _flat_bounds(bounds, x0):
         raise ValueError(f"bounds name entries that x0 does not have: {sorted(unknown)}")
     lows, highs = [], []
     for key in sorted(x0):  # the order of ravel_pytree
-        low, high = bounds.get(key, (None, None))
-        lows += _limits(low, x0[key])
-        highs += _limits(high, x0[key])
+        pair = bounds.get(key, (None, None))
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"bounds[{key!r}] must be a pair (low, high), each None, "
+                             f"a scalar or an array shaped like x0[{key!r}]; got {pair!r}")
+        low, high = pair
+        lows += _limits(low, x0[key], key)
+        highs += _limits(high, x0[key], key)
     return list(zip(lows, highs))
 
 
-def _limits(limit, entry):
+def _limits(limit, entry, key):
     """One bound (None, a scalar or an array) for every element of ``entry``."""
     size = ravel_pytree(entry)[0].size
     if limit is None:
         return [None] * size
-    return np.broadcast_to(limit, np.shape(entry)).ravel().tolist()
+    if np.shape(limit) in (np.shape(entry), ()):
+        return np.broadcast_to(limit, np.shape(entry)).ravel().tolist()
+    raise ValueError(f"bounds[{key!r}] has a limit of shape {np.shape(limit)}, but "
+                     f"x0[{key!r}] has shape {np.shape(entry)}: give a scalar, None, "
+                     "or an array of that shape")
 
 
 def _derivatives_for(name, objective):

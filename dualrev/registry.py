@@ -20,14 +20,16 @@ derivative differentiable again.
 """
 
 import dataclasses
+import functools
+import sys
 
 import numpy as np
 
 from .core import NO_PARAMS, Tracer, bind, new_level  # noqa: F401  (re-exported)
 
 __all__ = ["Op", "Teaching", "defop", "defunary", "defbinary", "defnondiff",
-           "register_numpy", "OPS", "NUMPY_FUNCTIONS", "ELEMENTWISE", "REDUCTION",
-           "NO_FLOPS", "cubic_flops", "default_flops"]
+           "register_numpy", "unregister_numpy", "OPS", "NUMPY_FUNCTIONS", "ELEMENTWISE",
+           "REDUCTION", "NO_FLOPS", "cubic_flops", "default_flops"]
 
 #: name -> Op, every registered primitive.
 OPS = {}
@@ -212,15 +214,65 @@ class PerArgument:
         return rule
 
 
-def _as_rules(rules, nargs):
+def _as_rules(rules, nargs, name, kind):
     if nargs is None:  # variadic: rules is a factory of the i-th rule
         return PerArgument(rules)
     if rules is None:
         return (None,) * nargs
     if callable(rules):
         rules = (rules,)
-    rules = tuple(rules) + (None,) * (nargs - len(rules))
+    rules = tuple(rules)
+    if len(rules) != nargs:
+        raise ValueError(f"op {name!r}: {len(rules)} {kind} rule(s) for nargs={nargs} "
+                         "arguments; give exactly one per argument, writing None for "
+                         "an argument that is not differentiable")
     return rules
+
+
+def _registered_by_dualrev():
+    """Whether the caller of defop (past this module's own helpers) is dualrev."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+    return frame is not None and frame.f_globals.get("__name__", "").startswith("dualrev.")
+
+
+def _checked_vjp(op, pos, rule):
+    """``rule`` raising when its cotangent does not have argument ``pos``'s shape."""
+    @functools.wraps(rule)
+    def checked(g, out, *args, **params):
+        c = rule(g, out, *args, **params)
+        if shape_of(c) != shape_of(args[pos]):
+            raise ValueError(f"op {op.name!r}: the VJP rule of argument {pos} returned "
+                             f"shape {shape_of(c)} for an argument of shape "
+                             f"{shape_of(args[pos])}; a cotangent has its argument's "
+                             "shape (sum broadcast axes back with unbroadcast)")
+        return c
+    return checked
+
+
+def _checked_jvp(op, pos, rule):
+    """``rule`` raising when its tangent is not shaped like the output (after
+    the batch axes that the argument's tangent carries)."""
+    @functools.wraps(rule)
+    def checked(t, out, *args, **params):
+        c = rule(t, out, *args, **params)
+        ts, xs = shape_of(t), shape_of(args[pos])
+        expected = ts[:len(ts) - len(xs)] + shape_of(out)
+        if shape_of(c) != expected:
+            raise ValueError(f"op {op.name!r}: the JVP rule of argument {pos} returned "
+                             f"shape {shape_of(c)} where the output's tangent has shape "
+                             f"{expected} (batch axes, then the output's shape)")
+        return c
+    return checked
+
+
+def _with_shape_checks(op):
+    """Wrap the rules of an op registered outside dualrev with shape checks
+    (dualrev's own rules are tested by the registry-parametrised tests, and
+    run unchecked on the hot path)."""
+    op.vjps = tuple(r if r is None else _checked_vjp(op, i, r) for i, r in enumerate(op.vjps))
+    op.jvps = tuple(r if r is None else _checked_jvp(op, i, r) for i, r in enumerate(op.jvps))
 
 
 def _linear_jvp(op, argnum):
@@ -244,7 +296,7 @@ def _drop_table(saves):
 
 def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
           saves=None, identity=(), vjp_add=None, flops=None, teaching=None,
-          numpy=(), doc=None):
+          numpy=(), doc=None, replace=False):
     """Register a differentiable primitive.
 
     Parameters
@@ -296,6 +348,9 @@ def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
         with the same signature.
     doc : str, optional
         Docstring of the op.
+    replace : bool
+        Allow ``numpy`` to re-route functions that are already routed (see
+        :func:`register_numpy`).
 
     Returns
     -------
@@ -316,8 +371,9 @@ def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
     >>> float(dualrev.grad(dualrev.grad(cube))(2.0))
     12.0
     """
-    if name in OPS:
-        raise ValueError(f"an op named {name!r} is already registered")
+    _check_new_name(name)
+    if not callable(impl):
+        raise TypeError(f"op {name!r}: impl must be callable, not {type(impl).__name__}")
     op = Op(name, impl, None, None, doc)
     if saves is not None:
         op.saves = tuple(tuple(s) for s in saves)
@@ -325,8 +381,8 @@ def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
     op.identity = tuple(identity)
     op.vjp_add = vjp_add
     _describe(op, flops, teaching)
-    op.vjps = _as_rules(vjp, nargs)
-    op.jvps = _as_rules(jvp, nargs)
+    op.vjps = _as_rules(vjp, nargs, name, "VJP")
+    op.jvps = _as_rules(jvp, nargs, name, "JVP")
     if linear:
         jvps = list(op.jvps)
         for i in linear:
@@ -337,9 +393,18 @@ def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
     if missing:
         raise ValueError(f"op {name!r}: argument(s) {missing} have a JVP rule "
                          "but no VJP rule, or the reverse")
+    if nargs is not None and not _registered_by_dualrev():
+        _with_shape_checks(op)
+    register_numpy(numpy, op, replace=replace)
     OPS[name] = op
-    register_numpy(numpy, op)
     return op
+
+
+def _check_new_name(name):
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"an op's name must be a non-empty str, not {name!r}")
+    if name in OPS:
+        raise ValueError(f"an op named {name!r} is already registered")
 
 
 def _describe(op, flops, teaching):
@@ -351,7 +416,7 @@ def _describe(op, flops, teaching):
     op.teaching = teaching
 
 
-def defnondiff(name, impl, *, flops=ELEMENTWISE, numpy=(), doc=None):
+def defnondiff(name, impl, *, flops=ELEMENTWISE, numpy=(), doc=None, replace=False):
     """Register a non-differentiable primitive (comparison, floor, argmax...).
 
     Its output never carries a derivative: traced inputs are read for their
@@ -371,6 +436,8 @@ def defnondiff(name, impl, *, flops=ELEMENTWISE, numpy=(), doc=None):
         NumPy or SciPy functions (or ufuncs) that this op implements directly.
     doc : str, optional
         Docstring of the op.
+    replace : bool
+        As in :func:`defop`.
 
     Returns
     -------
@@ -392,16 +459,19 @@ def defnondiff(name, impl, *, flops=ELEMENTWISE, numpy=(), doc=None):
     >>> dualrev.grad(lambda x: x * is_big(x))(11.0)   # the mask is a constant
     np.float64(1.0)
     """
-    if name in OPS:
-        raise ValueError(f"an op named {name!r} is already registered")
+    _check_new_name(name)
     op = Op(name, impl, None, None, doc)
     _describe(op, flops, None)
+    register_numpy(numpy, op, replace=replace)
     OPS[name] = op
-    register_numpy(numpy, op)
     return op
 
 
-def register_numpy(functions, implementation):
+#: NumPy callable -> the routings it had before each ``replace=True`` (undo stack).
+_REPLACED = {}
+
+
+def register_numpy(functions, implementation, *, replace=False):
     """Route NumPy/SciPy callables to ``implementation`` on traced values.
 
     The registration is global: from then on, the NumPy function called on a
@@ -415,6 +485,11 @@ def register_numpy(functions, implementation):
         NumPy functions, ufuncs or SciPy functions.
     implementation : callable
         Same signature as the NumPy function, built from registered ops.
+    replace : bool
+        A function that is already routed (dualrev's own rule, or an
+        earlier registration) raises a ValueError, since the new route would
+        apply to the whole process; ``replace=True`` re-routes it, and
+        :func:`unregister_numpy` restores the previous route.
 
     Returns
     -------
@@ -443,13 +518,43 @@ def register_numpy(functions, implementation):
     >>> d = dualrev.grad(np.sinc)(0.5)      # (cos(pi x) - sinc(x)) / x
     >>> bool(np.isclose(d, -4 / np.pi))
     True
-    >>> del dualrev.registry.NUMPY_FUNCTIONS[np.sinc]   # keep this example local
+    >>> dualrev.unregister_numpy(np.sinc)   # keep this example local
     """
-    if callable(functions):
-        functions = (functions,)
+    functions = (functions,) if callable(functions) else tuple(functions)
+    routed = [f for f in functions if f in NUMPY_FUNCTIONS]
+    if routed and not replace:
+        names = ", ".join(getattr(f, "__name__", repr(f)) for f in routed)
+        raise ValueError(f"{names} already has a dualrev route "
+                         f"({NUMPY_FUNCTIONS[routed[0]]!r}); re-routing it would change "
+                         "it for the whole process: pass replace=True to do so "
+                         "(dualrev.unregister_numpy undoes it)")
     for f in functions:
+        if f in NUMPY_FUNCTIONS:
+            _REPLACED.setdefault(f, []).append(NUMPY_FUNCTIONS[f])
         NUMPY_FUNCTIONS[f] = implementation
     return implementation
+
+
+def unregister_numpy(functions):
+    """Undo the last :func:`register_numpy` of each of ``functions``: the
+    route it replaced comes back, or the function has no route again.
+
+    Examples
+    --------
+    >>> import numpy as np, dualrev
+    >>> _ = dualrev.register_numpy(np.sinc, lambda x: np.sin(np.pi * x) / (np.pi * x))
+    >>> dualrev.unregister_numpy(np.sinc)
+    >>> np.sinc in dualrev.registry.NUMPY_FUNCTIONS
+    False
+    """
+    for f in (functions,) if callable(functions) else tuple(functions):
+        if f not in NUMPY_FUNCTIONS:
+            raise ValueError(f"{getattr(f, '__name__', f)!r} has no dualrev route to undo")
+        previous = _REPLACED.get(f)
+        if previous:
+            NUMPY_FUNCTIONS[f] = previous.pop()
+        else:
+            del NUMPY_FUNCTIONS[f]
 
 
 # ---- shortcuts -------------------------------------------------------------

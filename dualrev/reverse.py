@@ -20,6 +20,7 @@ import numpy as np
 
 from .lazy import is_lazy
 from .numpy_dispatch import Indexable, TracedArray
+from .core import ClosedTrace
 from .registry import NO_PARAMS, Tracer, bind, new_level, shape_of
 
 #: The fields of a tape record, named once. On the hot path a record is a
@@ -112,6 +113,10 @@ class Tape:
     """
 
     __slots__ = ("level", "records", "keep_all", "__weakref__")
+    #: A finished tape is closed (:func:`dualrev.core.close`): still swept, no
+    #: longer recorded on.
+    closed = False
+    kind = "reverse-mode transformation (grad, vjp, jacrev, hessian...)"
 
     def __init__(self, keep_all=False):
         self.level = new_level()
@@ -334,6 +339,10 @@ class Tape:
         return [tans[i] for i in wanted]
 
 
+class ClosedTape(ClosedTrace, Tape):
+    """A finished tape: it can be swept, but an op on one of its nodes raises."""
+
+    __slots__ = ()
 
 
-
+Tape.Closed = ClosedTape.Closed = ClosedTape

@@ -438,7 +438,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
 
 
 # Replaces the Frobenius-and-vector norm of numpy_linalg: every ord of NumPy.
-register_numpy(np.linalg.norm, norm)
+register_numpy(np.linalg.norm, norm, replace=True)
 register_numpy(np.linalg.matrix_norm,
                lambda x, /, *, keepdims=False, ord="fro": norm(x, ord, (-2, -1), keepdims))
 

@@ -73,6 +73,17 @@ class _TracedArrayMethods:
     __truediv__, __rtruediv__ = _operator(ar.divide)
     __pow__, __rpow__ = _operator(ar.power)
     __mod__, __rmod__ = _operator(ar.remainder)
+    def __divmod__(self, other): return np.floor_divide(self, other), np.remainder(self, other)
+    def __rdivmod__(self, other): return np.floor_divide(other, self), np.remainder(other, self)
+
+    def __round__(self, ndigits=None):
+        if ndigits is None:
+            raise TypeError("round(x) of a traced value would return a Python int, "
+                            "dropping the derivative: use np.round(x) (a traced value "
+                            "whose derivative is zero almost everywhere) or "
+                            "round(float(dualrev.stop_gradient(x))) for a plain number")
+        return np.round(self, ndigits)
+
     def __floordiv__(self, other): return np.floor_divide(self, other)
     def __rfloordiv__(self, other): return np.floor_divide(other, self)
     def __matmul__(self, other): return linalg.np_matmul(self, other)

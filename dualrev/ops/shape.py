@@ -10,7 +10,7 @@ import operator
 import numpy as np
 
 from ..lazy import is_lazy, lazy_untake
-from ..registry import (NO_FLOPS, Teaching, Tracer, defop, fit_tangent, primal_value,
+from ..registry import (NO_FLOPS, Teaching, Tracer, defop, dtype_of, fit_tangent, primal_value,
                         register_numpy, shape_of, strip_derivatives, unbroadcast)
 
 
@@ -201,7 +201,8 @@ def _concat_jvp(i):
     def concatenate_jvp(t, out, *xs, axis):
         # Pad this argument's tangent with zeros where the others sit.
         batch = batch_shape(t, xs[i])
-        parts = [t if j == i else np.zeros(batch + shape_of(x)) for j, x in enumerate(xs)]
+        parts = [t if j == i else np.zeros(batch + shape_of(x), dtype_of(t))
+                 for j, x in enumerate(xs)]
         return concatenate(*parts, axis=axis)
     return concatenate_jvp
 
@@ -327,7 +328,8 @@ def _scatter(z, index, g):
 def _untake_impl(g, *, index, shape):
     if is_lazy(g):
         return lazy_untake(g, index, shape, is_basic_index(index), _scatter)
-    return _scatter(np.zeros(shape, dtype=np.result_type(g, np.float64)), index, g)
+    dtype = np.result_type(g)  # a float32 cotangent stays float32
+    return _scatter(np.zeros(shape, dtype if dtype.kind in "fc" else np.float64), index, g)
 
 
 def _untake_into(buffer, g, *, index, shape):

@@ -1,5 +1,6 @@
 """Checking a student's staged gradients against :func:`~dualrev.teaching.explain`."""
 
+import collections.abc
 import itertools
 import re
 import textwrap
@@ -335,6 +336,9 @@ def check_backprop(f, args, manual, *, names=None, seed=None, rtol=1e-7, atol=1e
       hint: it has the right size but the wrong sign: a minus sign is lost or added (the
         step is dy = 1 * dq)
     """
+    if not isinstance(manual, collections.abc.Mapping):
+        raise TypeError(f"manual must be a mapping from names to your gradients, e.g. "
+                        f"{{'dx': ..., 'dq': ...}}, not a {type(manual).__name__}")
     args = args if isinstance(args, tuple) else (args,)
     ex = explain(f, *args, names=names, seed=seed)
     order = _completion_order(ex)
