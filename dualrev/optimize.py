@@ -32,9 +32,12 @@ from scipy.optimize import LinearConstraint, NonlinearConstraint
 from .api import jacobian, value_and_grad
 from .hessian_free import ModelLoss, hessian_free
 from .hvp import hessian, hvp_operator
+from .lsq import least_squares
+from .operators import gauss_newton_operator, jacobian_operator
 from .tree import flat_vector, ravel_pytree
 
-__all__ = ["minimize", "jac", "hessp", "hess", "hessian_free", "ModelLoss",
+__all__ = ["minimize", "least_squares", "jac", "hessp", "hess", "hessian_free", "ModelLoss",
+           "jacobian_operator", "gauss_newton_operator",
            "HESSP_METHODS", "HESS_METHODS", "GRADIENT_METHODS"]
 
 #: SciPy methods that use Hessian-vector products (given ``hessp``).
