@@ -257,8 +257,7 @@ def test_gauss_newton_product_is_j_transpose_h_j():
     params, batch = mlp_problem(n=10, sizes=(3, 4, 2))
     flat, unravel = dualrev.tree.ravel_pytree(params)
     v = np.random.default_rng(5).standard_normal(flat.size)
-    curvature = dualrev.hessian_free.GaussNewtonCurvature(MLP_LOSS, params, (batch,),
-                                                          unravel, "rev-rev")
+    curvature = dualrev.gauss_newton_operator(MLP_LOSS, params, args=(batch,))
     J = dualrev.jacfwd(lambda f: mlp(unravel(f), batch))(flat).reshape(-1, flat.size)
     logits = mlp(params, batch)
     H_out = dualrev.hessian(lambda o: cross_entropy(o.reshape(logits.shape), batch))(
