@@ -9,10 +9,13 @@ instead: one recording per point, products by forward replay and reverse
 sweep, never the dense matrix.
 """
 
+import weakref
+
 import numpy as np
 import scipy.optimize
 
 from .api import choose_mode, jacfwd, jacrev
+from .compiled import compile as compile_function
 from .finite import first_nonfinite_op, require_finite
 from .operators import jacobian_operator
 from .tree import flatten, ravel_pytree
@@ -21,6 +24,11 @@ __all__ = ["least_squares", "JAC_MODES"]
 
 #: The Jacobian modes of :func:`least_squares`.
 JAC_MODES = ("auto", "fwd", "rev", "operator")
+
+#: residual -> {(mode, ids of args, structure of x0): (staged Jacobian, args)}:
+#: with ``compile=True`` a residual's Jacobian is staged once and reused by
+#: later solves with the same arguments (held here while the residual lives).
+_STAGED = weakref.WeakKeyDictionary()
 
 
 class _Residuals:
@@ -53,7 +61,7 @@ class _Residuals:
 
 
 def least_squares(residual, x0, args=(), *, method="trf", jac_mode="auto",
-                  tr_solver=None, check_finite=True, **kwargs):
+                  tr_solver=None, check_finite=True, compile=False, **kwargs):
     """``scipy.optimize.least_squares`` with the Jacobian computed by dualrev.
 
     Minimises ``0.5 * sum(residual(x, *args) ** 2)`` (with SciPy's robust
@@ -84,6 +92,12 @@ def least_squares(residual, x0, args=(), *, method="trf", jac_mode="auto",
         Stop with :class:`~dualrev.finite.NonFiniteError` when the residual
         or Jacobian is not finite, naming the iterate and the first op that
         gave the NaN or inf.
+    compile : bool
+        Stage the dense Jacobian with :func:`dualrev.compile` (one staging
+        run, then generated NumPy code per point). The staged Jacobian is
+        kept for the residual function and reused by later solves with the
+        same ``args`` objects and structure of ``x0``: worth it for small,
+        overhead-bound problems solved repeatedly.
     **kwargs
         Passed to SciPy (``bounds`` on the flat vector, ``loss``,
         ``f_scale``, ``x_scale``, ``ftol``, ``xtol``, ``gtol``,
@@ -118,15 +132,17 @@ def least_squares(residual, x0, args=(), *, method="trf", jac_mode="auto",
     flat0, unravel = ravel_pytree(x0)
     args = tuple(args) if isinstance(args, (tuple, list)) else (args,)
     residuals = _Residuals(residual, unravel, args, check_finite)
+    stage_key = compile and _stage_key(x0, args)
     if jac_mode == "auto":
-        jac_mode = "operator" if tr_solver == "lsmr" else choose_mode(residuals.flat, (flat0,))
+        jac_mode = "operator" if tr_solver == "lsmr" else _auto_mode(residuals, flat0, stage_key)
     if jac_mode == "operator" and (method == "lm" or tr_solver not in (None, "lsmr")):
         raise ValueError("jac_mode='operator' needs tr_solver='lsmr' (method 'trf' or "
                          f"'dogbox'), not method={method!r}, tr_solver={tr_solver!r}")
     if jac_mode == "operator":
         tr_solver = "lsmr"
     result = scipy.optimize.least_squares(
-        residuals.value, flat0, jac=_jacobian(residuals, jac_mode, check_finite),
+        residuals.value, flat0,
+        jac=_jacobian(residuals, jac_mode, check_finite, stage_key),
         method=method, tr_solver=tr_solver, **kwargs)
     result.x_flat = result.x
     result.x = unravel(result.x.copy())
@@ -134,14 +150,50 @@ def least_squares(residual, x0, args=(), *, method="trf", jac_mode="auto",
     return result
 
 
-def _jacobian(residuals, mode, check_finite):
+def _stage_key(x0, args):
+    return (tuple(id(a) for a in args), repr(flatten(x0)[1]),
+            tuple(np.shape(leaf) for leaf in flatten(x0)[0]))
+
+
+def _staged_entries(residual):
+    """The staged Jacobians kept for ``residual`` (a new dict if it cannot be kept)."""
+    try:
+        return _STAGED.setdefault(residual, {})
+    except TypeError:  # cannot be weakly referenced: nothing is kept
+        return {}
+
+
+def _auto_mode(residuals, flat0, stage_key):
+    """The cost model's mode at ``x0``; remembered with the staged Jacobians."""
+    if not stage_key:
+        return choose_mode(residuals.flat, (flat0,))
+    staged = _staged_entries(residuals.residual)
+    key = ("auto",) + stage_key
+    if key not in staged:
+        staged[key] = (choose_mode(residuals.flat, (flat0,)), residuals.args)
+    return staged[key][0]
+
+
+def _dense_transform(residuals, mode, stage_key):
+    """``x -> J(x)`` in ``mode``, staged (and kept) when ``stage_key`` is given."""
+    transform = jacfwd(residuals.flat) if mode == "fwd" else jacrev(residuals.flat)
+    if not stage_key:
+        return transform
+    staged = _staged_entries(residuals.residual)
+    key = (mode,) + stage_key
+    if key not in staged:
+        staged[key] = (compile_function(transform), residuals.args)
+    return staged[key][0]
+
+
+def _jacobian(residuals, mode, check_finite, stage_key=None):
     """The ``jac(x)`` callable for SciPy in ``mode``."""
     if mode == "operator":
         def jac_operator(x, *_):
             return jacobian_operator(residuals.flat, np.asarray(x, np.float64),
                                      check_finite=check_finite)
         return jac_operator
-    transform = jacfwd(residuals.flat) if mode == "fwd" else jacrev(residuals.flat)
+    transform = _dense_transform(residuals, mode, stage_key)
 
     def jac_dense(x, *_):
         J = np.asarray(transform(np.asarray(x, np.float64)), np.float64)

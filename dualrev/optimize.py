@@ -24,17 +24,19 @@ for code that calls SciPy itself.
 
 import collections
 import copy
+import inspect
 
 import numpy as np
 import scipy.optimize
 from scipy.optimize import LinearConstraint, NonlinearConstraint
 
 from .api import jacobian, value_and_grad
+from .finite import first_nonfinite_op, require_finite
 from .hessian_free import ModelLoss, hessian_free
 from .hvp import hessian, hvp_operator
 from .lsq import least_squares
 from .operators import gauss_newton_operator, jacobian_operator
-from .tree import flat_vector, ravel_pytree
+from .tree import flat_vector, flatten, ravel_pytree, tree_map
 
 __all__ = ["minimize", "least_squares", "jac", "hessp", "hess", "hessian_free", "ModelLoss",
            "jacobian_operator", "gauss_newton_operator",
@@ -65,12 +67,20 @@ class _Objective:
     ``_CACHE_SIZE`` points are kept.
     """
 
-    def __init__(self, fun, unravel=None, hvp_mode="rev-rev", operator=False):
+    def __init__(self, fun, unravel=None, hvp_mode="rev-rev", operator=False,
+                 check_finite=False):
         self.fun = fun
         self.unravel = unravel if unravel is not None else _identity
         self.hvp_mode = hvp_mode
         self.operator = operator
+        self.check_finite = check_finite
         self._cache = collections.OrderedDict()
+
+    def _checked(self, quantity, array, x, args):
+        if self.check_finite:
+            require_finite(quantity, array, x, lambda: first_nonfinite_op(
+                self.fun, self.unravel(np.asarray(x, np.float64)), args))
+        return array
 
     def _entry(self, x, args, operator):
         x = np.asarray(x, np.float64)
@@ -88,6 +98,8 @@ class _Objective:
             value, g = value_and_grad(self.fun)(point, *args)
             entry = {"value": float(value), "grad": flat_vector(g, x.size), "operator": None}
         entry["args"] = args
+        self._checked("objective value", entry["value"], x, args)
+        self._checked("gradient", entry["grad"], x, args)
         self._cache[key] = entry
         while len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
@@ -100,15 +112,18 @@ class _Objective:
         return self._entry(x, args, self.operator)["grad"].copy()
 
     def hessp(self, x, p, *args):
-        return self._entry(x, args, True)["operator"].matvec(np.asarray(p, np.float64))
+        product = self._entry(x, args, True)["operator"].matvec(np.asarray(p, np.float64))
+        return self._checked("Hessian-vector product", product, x, args)
 
     def hess(self, x, *args):
         x = np.asarray(x, np.float64)
         H = hessian(self._flat_fun, mode=self.hvp_mode)(x, *args)
-        return np.asarray(H, np.float64).reshape(x.size, x.size)
+        return self._checked("Hessian", np.asarray(H, np.float64).reshape(x.size, x.size),
+                             x, args)
 
     def plain_value(self, x, *args):
-        return float(self.fun(self.unravel(np.asarray(x, np.float64)), *args))
+        value = float(self.fun(self.unravel(np.asarray(x, np.float64)), *args))
+        return self._checked("objective value", value, x, args)
 
     def _flat_fun(self, x, *args):
         return self.fun(self.unravel(x), *args)
@@ -219,7 +234,8 @@ def hess(f, mode="fwd-rev"):
 
 # ---- minimize ---------------------------------------------------------------------------
 
-def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", **kwargs):
+def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", *,
+             check_finite=True, **kwargs):
     """``scipy.optimize.minimize`` with derivatives computed by dualrev.
 
     The objective is written in plain NumPy; dualrev supplies what the
@@ -244,6 +260,13 @@ def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", **kwargs)
         TNC; derivative-free methods get the value only.
     hvp_mode : {"rev-rev", "fwd-rev"}
         How Hessian-vector products (and full Hessians) are computed.
+    check_finite : bool
+        Stop with :class:`~dualrev.finite.NonFiniteError` when the value,
+        the gradient, a Hessian-vector product or the Hessian is NaN or
+        inf, naming the iterate and, where it is found, the first op that
+        gave the non-finite value (SciPy would go on: L-BFGS-B reports
+        success with ``fun=nan``). Derivative-free methods are not checked:
+        an infinite value is how an objective rejects a point there.
     **kwargs
         Passed to SciPy: ``bounds`` (on the flat vector, whose order is that
         of :func:`dualrev.tree.flatten`: dict keys sorted; or, when ``x0`` is
@@ -253,7 +276,14 @@ def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", **kwargs)
         structure of ``x0``; their ``jac`` is computed by dualrev when not a
         callable, and a ``NonlinearConstraint`` without ``hess`` gets the
         Hessian of ``v . fun`` as an HVP operator), ``tol``, ``callback``
-        (sees the flat vector), ``options``.
+        (given the parameters in the structure of ``x0``, or, when its
+        argument is named ``intermediate_result``, SciPy's intermediate
+        result with ``x`` in that structure), ``options``.
+
+        Float32 parameters (every leaf of ``x0`` float32) are handed to
+        ``fun`` as float32, so the value, the gradient and the Hessian
+        products are computed in float32 (SciPy's own iteration runs in
+        float64); the result's ``x`` is float32.
 
     Returns
     -------
@@ -280,10 +310,16 @@ def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", **kwargs)
             raise TypeError(f"minimize computes {name!r} itself; call "
                             "scipy.optimize.minimize directly to supply your own")
     flat0, unravel = ravel_pytree(x0)
+    unravel = _in_dtype_of(x0, unravel)
     args = tuple(args) if isinstance(args, (tuple, list)) else (args,)
     name = method.lower() if isinstance(method, str) else method
+    derivative_free = not (callable(name) or name in HESSP_METHODS + HESS_METHODS
+                           + GRADIENT_METHODS)
     objective = _Objective(fun, unravel, hvp_mode, operator=name in HESSP_METHODS
-                           or callable(name))
+                           or callable(name),
+                           check_finite=check_finite and not derivative_free)
+    if kwargs.get("callback") is not None:
+        kwargs["callback"] = _structured_callback(kwargs["callback"], unravel)
     if "constraints" in kwargs:
         kwargs["constraints"] = _constraints_with_jacobians(kwargs["constraints"], unravel)
     if isinstance(kwargs.get("bounds"), dict):
@@ -318,6 +354,40 @@ def _limits(limit, entry):
     if limit is None:
         return [None] * size
     return np.broadcast_to(limit, np.shape(entry)).ravel().tolist()
+
+
+def _in_dtype_of(x0, unravel):
+    """``unravel`` giving float32 leaves when every leaf of ``x0`` is float32."""
+    leaves = flatten(x0)[0]
+    if not leaves or not all(np.asarray(leaf).dtype == np.float32 for leaf in leaves):
+        return unravel
+
+    def unravel_float32(vector):
+        return tree_map(_as_float32, unravel(vector))
+    return unravel_float32
+
+
+def _as_float32(leaf):
+    return leaf.astype(np.float32) if hasattr(leaf, "astype") else np.float32(leaf)
+
+
+def _structured_callback(callback, unravel):
+    """The user's callback, given parameters in the structure of ``x0``."""
+    try:
+        wants_result = "intermediate_result" in inspect.signature(callback).parameters
+    except (TypeError, ValueError):
+        wants_result = False
+    if wants_result:
+        def callback_with_result(intermediate_result):
+            result = scipy.optimize.OptimizeResult(intermediate_result)
+            result.x_flat = intermediate_result.x
+            result.x = unravel(np.array(intermediate_result.x, np.float64))
+            return callback(intermediate_result=result)
+        return callback_with_result
+
+    def callback_with_x(xk, *rest):
+        return callback(unravel(np.array(xk, np.float64)), *rest)
+    return callback_with_x
 
 
 def _derivatives_for(name, objective):
