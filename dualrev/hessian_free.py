@@ -212,9 +212,9 @@ def hessian_free(loss, params, batches=None, *, maxiter=100, curvature="hessian"
         Stop after the iteration that passes this many seconds.
     preconditioner : None, "martens" or callable, optional
         ``"martens"``: Martens' diagonal (:func:`martens_diagonal`, with
-        the current damping) from ``example_losses`` on the iteration's
+        the current damping) from ``example_losses`` on the curvature
         batch. A callable ``preconditioner(x, batch, damping)`` (``x``
-        flat) returns the flat diagonal ``M`` (CG divides by it) or a
+        flat, ``batch`` the curvature batch) returns the flat diagonal ``M`` (CG divides by it) or a
         function ``r -> M^-1 r``.
     example_losses : callable, optional
         ``example_losses(params, *batch)``: the per-example terms whose sum
@@ -295,8 +295,8 @@ def hessian_free(loss, params, batches=None, *, maxiter=100, curvature="hessian"
         if grad_norm < gtol:
             message, success = "gradient norm below gtol", True
             break
-        precondition = _preconditioning(preconditioner, example_losses, x, unravel, batch,
-                                        damping)
+        precondition = _preconditioning(preconditioner, example_losses, x, unravel,
+                                        curvature_batch, damping)
 
         def loss_at(alpha, d, batch=batch):
             counters["nfev"] += 1
