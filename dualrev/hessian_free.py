@@ -114,7 +114,7 @@ def _batch_source(batches):
 def martens_diagonal(example_losses, params, *batch, damping=0.0, exponent=MARTENS_EXPONENT):
     """Martens' (2010) diagonal preconditioner from squared per-example gradients.
 
-    For a loss that is a sum of per-example terms ``l_i``,
+    For a loss made of per-example terms ``l_i`` (their sum, or their mean),
     ``M = (sum_i grad(l_i)^2 + damping)^exponent``, elementwise. The
     per-example gradients are the rows of the Jacobian of
     ``example_losses`` (computed in the mode the cost model picks: forward
@@ -123,8 +123,11 @@ def martens_diagonal(example_losses, params, *batch, damping=0.0, exponent=MARTE
     Parameters
     ----------
     example_losses : callable
-        ``example_losses(params, *batch)`` returns the vector of the terms
-        ``l_i`` whose sum is the loss.
+        ``example_losses(params, *batch)`` returns the vector of the
+        per-example losses ``l_i``. Martens sums the squared gradients of
+        the per-case losses; for a mean loss pass them without the ``1/N``,
+        or the diagonal is dwarfed by ``damping`` and the preconditioner
+        becomes a multiple of the identity, which leaves CG unchanged.
     params : array or nested dict/list/tuple of arrays
     *batch
         Further arguments of ``example_losses``.
@@ -217,8 +220,8 @@ def hessian_free(loss, params, batches=None, *, maxiter=100, curvature="hessian"
         flat, ``batch`` the curvature batch) returns the flat diagonal ``M`` (CG divides by it) or a
         function ``r -> M^-1 r``.
     example_losses : callable, optional
-        ``example_losses(params, *batch)``: the per-example terms whose sum
-        is the loss; needed by ``preconditioner="martens"``.
+        ``example_losses(params, *batch)``: the per-example losses (see
+        :func:`martens_diagonal`); needed by ``preconditioner="martens"``.
     curvature_batches : None, sequence, iterable or callable, optional
         A separate (smaller) batch per iteration for the curvature products
         only, in the forms of ``batches``. ``None``: the iteration's batch.

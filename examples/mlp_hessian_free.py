@@ -58,9 +58,11 @@ def cross_entropy(logits, batch):
 
 
 def example_losses(params, batch):
-    """The per-example terms of the cross-entropy (their sum is the loss)."""
+    """The per-example cross-entropies (their mean is the loss), for Martens'
+    preconditioner: unscaled, so that their squared gradients are not
+    dwarfed by the damping added to them."""
     _, Y = batch
-    return -np.sum(Y * dualrev.log_softmax(model(params, batch), axis=1), axis=1) / Y.shape[0]
+    return -np.sum(Y * dualrev.log_softmax(model(params, batch), axis=1), axis=1)
 
 
 L2 = 1e-5
