@@ -41,9 +41,18 @@ class NonFiniteError(FloatingPointError):
 
 
 def _is_finite(value):
-    if isinstance(value, Tracer) or not np.issubdtype(np.asarray(value).dtype, np.inexact):
+    if isinstance(value, Tracer):
         return True
-    return bool(np.all(np.isfinite(value)))
+    if isinstance(value, float):
+        return bool(np.isfinite(value))
+    value = np.asarray(value)
+    if value.dtype.kind not in "fc":
+        return True
+    # a finite sum (one pass, no temporary) proves every entry finite; only an
+    # inf or nan sum, which a huge finite entry can also give, needs the full test
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = value.sum()
+    return bool(np.isfinite(total)) or bool(np.isfinite(value).all())
 
 
 def first_nonfinite_op(f, x, args=()):

@@ -241,3 +241,11 @@ def test_minimize_evaluates_float32_parameters_in_float32(method):
     assert dtypes == {np.dtype(np.float32)}
     w = res.x["w"].astype(np.float64)
     np.testing.assert_allclose(2 * (w - 1.5) + 4 * w ** 3, 0.0, atol=1e-4)
+
+
+def test_finite_check_tells_huge_finite_values_from_inf():
+    from dualrev.finite import require_finite
+    require_finite("value", np.array([1e308, 1e308]), np.zeros(1))  # sum overflows, entries do not
+    for bad in (np.array([1.0, np.nan]), np.array([-np.inf, np.inf]), np.float32(np.inf)):
+        with pytest.raises(NonFiniteError, match="non-finite value"):
+            require_finite("value", bad, np.zeros(1))
