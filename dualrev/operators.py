@@ -284,7 +284,7 @@ class GaussNewtonOperator(LinearOperator):
 
 
 def _half_sum_of_squares(out, *batch):
-    return 0.5 * np.sum(ravel_pytree(out)[0] ** 2)
+    return 0.5 * sum(np.sum(leaf ** 2) for leaf in flatten(out)[0])
 
 
 def gauss_newton_operator(residual_or_model, x, loss=None, *, args=(), hvp_mode="rev-rev",

@@ -249,3 +249,13 @@ def test_finite_check_tells_huge_finite_values_from_inf():
     for bad in (np.array([1.0, np.nan]), np.array([-np.inf, np.inf]), np.float32(np.inf)):
         with pytest.raises(NonFiniteError, match="non-finite value"):
             require_finite("value", bad, np.zeros(1))
+
+
+def test_gauss_newton_operator_names_the_op_of_a_non_finite_residual():
+    with np.errstate(all="ignore"), pytest.raises(NonFiniteError, match="sqrt"):
+        dualrev.gauss_newton_operator(lambda w: {"r": np.sqrt(w - 1.0) + w},
+                                      np.array([0.5, 2.0]))
+    # the output loss's own first non-finite op is named too
+    with np.errstate(all="ignore"), pytest.raises(NonFiniteError, match="log"):
+        dualrev.gauss_newton_operator(lambda w: w - 1.0, np.array([0.5, 2.0]),
+                                      loss=lambda out: np.sum(np.log(out)))
