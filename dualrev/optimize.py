@@ -15,11 +15,21 @@ tape, never a new call of the objective.
 (2010) for models with many parameters: damped conjugate gradient on a
 quadratic model, with Hessian or Gauss-Newton curvature products.
 
+:func:`least_squares` hands ``scipy.optimize.least_squares`` the Jacobian of
+plain NumPy residuals, its mode chosen once by the cost model, or as a
+:class:`~dualrev.operators.JacobianOperator` for ``tr_solver="lsmr"``.
+
 :func:`jac`, :func:`hessp` and :func:`hess` give the callables SciPy expects,
 for code that calls SciPy itself.
 
+Every optimiser here checks what it computes: a NaN or inf stops the run
+with :class:`~dualrev.finite.NonFiniteError` (``check_finite=False`` turns
+that off).
+
 (:func:`hessian_free` and :class:`ModelLoss` live in
-:mod:`dualrev.hessian_free`; they are reachable from here too.)
+:mod:`dualrev.hessian_free` and :mod:`dualrev.operators`,
+:func:`least_squares` in :mod:`dualrev.lsq`, the operators in
+:mod:`dualrev.operators`; they are reachable from here too.)
 """
 
 import collections
