@@ -9,6 +9,9 @@ from . import ops  # noqa: F401  (first: fills the registry, gives traced values
 from .api import (choose_mode, derivative, grad, jacfwd, jacobian, jacrev, jvp,
                   stop_gradient, value_and_grad, vjp)
 from .hvp import HVPOperator, HVPProgram, hessian, hvp, hvp_operator, value_grad_hvp
+from .finite import NonFiniteError
+from .operators import gauss_newton_operator, jacobian_operator
+from .curvature import hessian_diagonal, hessian_eigs, hessian_trace
 from .comparison import compare
 from .teaching import check_backprop, explain
 from .numpy_dispatch import UnsupportedFunctionError
@@ -30,4 +33,6 @@ __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "jacobian
            "EscapedTracerError",
            "UnsupportedFunctionError", "logsumexp", "softmax", "log_softmax",
            "hvp", "hvp_operator", "value_grad_hvp", "hessian", "HVPOperator", "HVPProgram",
-           "explain", "check_backprop", "optimize", "compare", "compile"]
+           "explain", "check_backprop", "optimize", "compare", "compile",
+           "NonFiniteError", "jacobian_operator", "gauss_newton_operator",
+           "hessian_diagonal", "hessian_eigs", "hessian_trace"]

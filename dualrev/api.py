@@ -584,26 +584,47 @@ def jacobian(f, argnums=0, mode="auto"):
     """The Jacobian, by the cheaper mode unless ``mode`` says which.
 
     Forward mode costs one pass per input element, reverse mode one sweep per
-    output element (after one recording), so ``mode="auto"`` evaluates
-    ``f`` once for the output size and picks forward when ``n <= m``.
+    output element (after one recording), so ``mode="auto"`` records ``f``
+    once for the output size and lets :func:`choose_mode` pick. The choice is
+    remembered per input structure and shapes: later calls with inputs of
+    the same structure and shapes go straight to the chosen mode, without
+    recording ``f`` again (the returned function's ``chosen_modes`` dict
+    shows what was picked).
 
     Examples
     --------
     >>> import numpy as np, dualrev
-    >>> dualrev.jacobian(np.sin)(np.zeros(2))
+    >>> jac = dualrev.jacobian(np.sin)
+    >>> jac(np.zeros(2))
     array([[1., 0.],
            [0., 1.]])
+    >>> list(jac.chosen_modes.values())
+    ['fwd']
     """
+    if mode not in ("auto", "fwd", "rev"):
+        raise ValueError(f"mode must be 'auto', 'fwd' or 'rev', not {mode!r}")
+    chosen_modes = {}
+
     def jacobian_f(*args, **kwargs):
         chosen = mode
         if mode == "auto":
-            chosen = choose_mode(f, args, kwargs, argnums)
+            key = _structure_key(args, argnums, kwargs)
+            chosen = chosen_modes.get(key)
+            if chosen is None:
+                chosen = chosen_modes[key] = choose_mode(f, args, kwargs, argnums)
         if chosen == "fwd":
             return jacfwd(f, argnums)(*args, **kwargs)
-        if chosen == "rev":
-            return jacrev(f, argnums)(*args, **kwargs)
-        raise ValueError(f"mode must be 'auto', 'fwd' or 'rev', not {mode!r}")
+        return jacrev(f, argnums)(*args, **kwargs)
+    jacobian_f.chosen_modes = chosen_modes
+    jacobian_f.__name__ = f"jacobian({getattr(f, '__name__', 'f')})"
     return jacobian_f
+
+
+def _structure_key(args, argnums, kwargs):
+    """What the mode choice depends on: structure and shapes of the arguments."""
+    leaves, treedef = flatten((args, kwargs))
+    return (repr(treedef), argnums if isinstance(argnums, int) else tuple(argnums),
+            tuple(getattr(x, "shape", type(x).__name__) for x in leaves))
 
 
 def choose_mode(f, args, kwargs=None, argnums=0):

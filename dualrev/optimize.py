@@ -15,15 +15,26 @@ tape, never a new call of the objective.
 (2010) for models with many parameters: damped conjugate gradient on a
 quadratic model, with Hessian or Gauss-Newton curvature products.
 
+:func:`least_squares` hands ``scipy.optimize.least_squares`` the Jacobian of
+plain NumPy residuals, its mode chosen once by the cost model, or as a
+:class:`~dualrev.operators.JacobianOperator` for ``tr_solver="lsmr"``.
+
 :func:`jac`, :func:`hessp` and :func:`hess` give the callables SciPy expects,
 for code that calls SciPy itself.
 
+Every optimiser here checks what it computes: a NaN or inf stops the run
+with :class:`~dualrev.finite.NonFiniteError` (``check_finite=False`` turns
+that off).
+
 (:func:`hessian_free` and :class:`ModelLoss` live in
-:mod:`dualrev.hessian_free`; they are reachable from here too.)
+:mod:`dualrev.hessian_free` and :mod:`dualrev.operators`,
+:func:`least_squares` in :mod:`dualrev.lsq`, the operators in
+:mod:`dualrev.operators`; they are reachable from here too.)
 """
 
 import collections
 import copy
+import inspect
 import weakref
 
 import numpy as np
@@ -31,12 +42,16 @@ import scipy.optimize
 from scipy.optimize import LinearConstraint, NonlinearConstraint
 
 from .api import float_dtype, jacobian, value_and_grad
-from .hessian_free import ModelLoss, hessian_free
 from .compiled import compile
+from .finite import first_nonfinite_op, require_finite
+from .hessian_free import ModelLoss, hessian_free
 from .hvp import HVPProgram, hessian, hvp_operator
+from .lsq import least_squares
+from .operators import gauss_newton_operator, jacobian_operator
 from .tree import flat_vector, flatten, ravel_pytree
 
-__all__ = ["minimize", "jac", "hessp", "hess", "hessian_free", "ModelLoss",
+__all__ = ["minimize", "least_squares", "jac", "hessp", "hess", "hessian_free", "ModelLoss",
+           "jacobian_operator", "gauss_newton_operator",
            "HESSP_METHODS", "HESS_METHODS", "GRADIENT_METHODS"]
 
 #: SciPy methods that use Hessian-vector products (given ``hessp``).
@@ -65,11 +80,12 @@ class _Objective:
     """
 
     def __init__(self, fun, unravel=None, hvp_mode="rev-rev", operator=False,
-                 compiled=False):
+                 check_finite=False, compiled=False):
         self.fun = fun
         self.unravel = unravel if unravel is not None else _identity
         self.hvp_mode = hvp_mode
         self.operator = operator
+        self.check_finite = check_finite
         self._cache = collections.OrderedDict()
         self.dtype = np.dtype(np.float64)
         # Compiled: every derivative staged once (dualrev.compile), replayed after.
@@ -79,6 +95,12 @@ class _Objective:
         if compiled:
             self._value_and_grad, self._program = _staged(fun, hvp_mode)
             self._hessian = compile(self._hessian)
+
+    def _checked(self, quantity, array, x, args):
+        if self.check_finite:
+            require_finite(quantity, array, x, lambda: first_nonfinite_op(
+                self.fun, self.unravel(np.asarray(x, np.float64)), args))
+        return array
 
     def _entry(self, x, args, operator):
         x = np.asarray(x, np.float64)
@@ -97,6 +119,8 @@ class _Objective:
             value, g = self._value_and_grad(point, *args)
             entry = {"value": float(value), "grad": flat_vector(g, x.size), "operator": None}
         entry["args"] = args
+        self._checked("objective value", entry["value"], x, args)
+        self._checked("gradient", entry["grad"], x, args)
         self._cache[key] = entry
         while len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
@@ -109,15 +133,18 @@ class _Objective:
         return self._entry(x, args, self.operator)["grad"].copy()
 
     def hessp(self, x, p, *args):
-        return self._entry(x, args, True)["operator"]._matvec(np.asarray(p, np.float64))
+        product = self._entry(x, args, True)["operator"]._matvec(np.asarray(p, np.float64))
+        return self._checked("Hessian-vector product", product, x, args)
 
     def hess(self, x, *args):
         x = np.asarray(x, np.float64)
         H = self._hessian(x, *args)
-        return np.asarray(H, np.float64).reshape(x.size, x.size)
+        return self._checked("Hessian", np.asarray(H, np.float64).reshape(x.size, x.size),
+                             x, args)
 
     def plain_value(self, x, *args):
-        return float(self.fun(self.unravel(np.asarray(x, np.float64)), *args))
+        value = float(self.fun(self.unravel(np.asarray(x, np.float64)), *args))
+        return self._checked("objective value", value, x, args)
 
     def _flat_fun(self, x, *args):
         return self.fun(self.unravel(x), *args)
@@ -245,8 +272,8 @@ def hess(f, mode="fwd-rev"):
 
 # ---- minimize ---------------------------------------------------------------------------
 
-def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", compile=False,
-             **kwargs):
+def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", *,
+             check_finite=True, compile=False, **kwargs):
     """``scipy.optimize.minimize`` with derivatives computed by dualrev.
 
     The objective is written in plain NumPy; dualrev supplies what the
@@ -271,6 +298,13 @@ def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", compile=F
         TNC; derivative-free methods get the value only.
     hvp_mode : {"rev-rev", "fwd-rev"}
         How Hessian-vector products (and full Hessians) are computed.
+    check_finite : bool
+        Stop with :class:`~dualrev.finite.NonFiniteError` when the value,
+        the gradient, a Hessian-vector product or the Hessian is NaN or
+        inf, naming the iterate and, where it is found, the first op that
+        gave the non-finite value (SciPy would go on: L-BFGS-B reports
+        success with ``fun=nan``). Derivative-free methods are not checked:
+        an infinite value is how an objective rejects a point there.
     compile : bool
         Stage the derivatives once with :func:`dualrev.compile` (one program
         per guard outcome) and replay them at every iterate: the value and
@@ -287,7 +321,14 @@ def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", compile=F
         structure of ``x0``; their ``jac`` is computed by dualrev when not a
         callable, and a ``NonlinearConstraint`` without ``hess`` gets the
         Hessian of ``v . fun`` as an HVP operator), ``tol``, ``callback``
-        (sees the flat vector), ``options``.
+        (given the parameters in the structure of ``x0``, or, when its
+        argument is named ``intermediate_result``, SciPy's intermediate
+        result with ``x`` in that structure), ``options``.
+
+        Float32 parameters (every leaf of ``x0`` float32) are handed to
+        ``fun`` as float32, so the value, the gradient and the Hessian
+        products are computed in float32 (SciPy's own iteration runs in
+        float64); the result's ``x`` is float32.
 
     Returns
     -------
@@ -319,9 +360,14 @@ def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", compile=F
     flat0, unravel = ravel_pytree(x0)
     args = tuple(args) if isinstance(args, (tuple, list)) else (args,)
     name = method.lower() if isinstance(method, str) else method
+    derivative_free = not (callable(name) or name in HESSP_METHODS + HESS_METHODS
+                           + GRADIENT_METHODS)
     objective = _Objective(fun, unravel, hvp_mode, operator=name in HESSP_METHODS
-                           or callable(name), compiled=compile)
+                           or callable(name),
+                           check_finite=check_finite and not derivative_free, compiled=compile)
     objective.dtype = dtype = float_dtype(*flatten(x0)[0])
+    if kwargs.get("callback") is not None:
+        kwargs["callback"] = _structured_callback(kwargs["callback"], unravel)
     if "constraints" in kwargs:
         kwargs["constraints"] = _constraints_with_jacobians(kwargs["constraints"], unravel)
     if isinstance(kwargs.get("bounds"), dict):
@@ -364,6 +410,25 @@ def _limits(limit, entry, key):
     raise ValueError(f"bounds[{key!r}] has a limit of shape {np.shape(limit)}, but "
                      f"x0[{key!r}] has shape {np.shape(entry)}: give a scalar, None, "
                      "or an array of that shape")
+
+
+def _structured_callback(callback, unravel):
+    """The user's callback, given parameters in the structure of ``x0``."""
+    try:
+        wants_result = "intermediate_result" in inspect.signature(callback).parameters
+    except (TypeError, ValueError):
+        wants_result = False
+    if wants_result:
+        def callback_with_result(intermediate_result):
+            result = scipy.optimize.OptimizeResult(intermediate_result)
+            result.x_flat = intermediate_result.x
+            result.x = unravel(np.array(intermediate_result.x, np.float64))
+            return callback(intermediate_result=result)
+        return callback_with_result
+
+    def callback_with_x(xk, *rest):
+        return callback(unravel(np.array(xk, np.float64)), *rest)
+    return callback_with_x
 
 
 def _derivatives_for(name, objective):

@@ -257,8 +257,7 @@ def test_gauss_newton_product_is_j_transpose_h_j():
     params, batch = mlp_problem(n=10, sizes=(3, 4, 2))
     flat, unravel = dualrev.tree.ravel_pytree(params)
     v = np.random.default_rng(5).standard_normal(flat.size)
-    curvature = dualrev.hessian_free.GaussNewtonCurvature(MLP_LOSS, params, (batch,),
-                                                          unravel, "rev-rev")
+    curvature = dualrev.gauss_newton_operator(MLP_LOSS, params, args=(batch,))
     J = dualrev.jacfwd(lambda f: mlp(unravel(f), batch))(flat).reshape(-1, flat.size)
     logits = mlp(params, batch)
     H_out = dualrev.hessian(lambda o: cross_entropy(o.reshape(logits.shape), batch))(
@@ -357,3 +356,118 @@ def test_bounds_by_name_for_dict_parameters():
     with pytest.raises(ValueError, match="zz"):
         minimize(f, {"z": 0.0, "a": 0.0, "w": np.zeros(2)}, method="L-BFGS-B",
                  bounds={"zz": (0, 1)})
+
+
+# ---- hessian_free: Martens' additions ------------------------------------------------
+
+def mlp_example_losses(params, batch):
+    """The per-example terms whose sum is MLP_LOSS."""
+    _, Y = batch
+    return -np.sum(Y * dualrev.log_softmax(mlp(params, batch), axis=1), axis=1) / Y.shape[0]
+
+
+def test_martens_diagonal_is_the_sum_of_squared_per_example_gradients():
+    params, (X, Y) = mlp_problem(n=6, sizes=(3, 4, 2))
+    per_example = [dualrev.tree.ravel_pytree(dualrev.grad(MLP_LOSS)(
+        params, (X[i:i + 1], Y[i:i + 1])))[0] / 6 for i in range(6)]
+    expected = (np.sum(np.square(per_example), axis=0) + 0.5) ** 0.75
+    np.testing.assert_allclose(
+        dualrev.hessian_free.martens_diagonal(mlp_example_losses, params, (X, Y),
+                                              damping=0.5), expected, rtol=1e-10)
+
+
+def test_hessian_free_with_martens_preconditioner_trains_the_mlp():
+    params, batch = mlp_problem()
+    res = hessian_free(MLP_LOSS, params, [batch], maxiter=15, curvature="gauss-newton",
+                       preconditioner="martens", example_losses=mlp_example_losses)
+    assert res.fun < 0.2, res.history
+    with pytest.raises(TypeError, match="example_losses"):
+        hessian_free(MLP_LOSS, params, [batch], preconditioner="martens")
+
+
+def test_hessian_free_preconditioner_callable_is_applied():
+    c = np.array([1.0, 10.0, 100.0])
+    target = np.array([1.0, -2.0, 3.0])
+
+    def f(w):
+        return np.sum(c * (w - target) ** 2)   # H = diag(2 c)
+
+    def exact(x, batch, damping):
+        return 2.0 * c + damping               # M = the damped curvature itself
+    plain = hessian_free(f, np.zeros(3), maxiter=30)
+    res = hessian_free(f, np.zeros(3), maxiter=30, preconditioner=exact)
+    # from zero, preconditioned CG solves M d = -g in its first step
+    assert res.history[0]["cg_iterations"] == 1 < 3 <= plain.history[0]["cg_iterations"]
+    assert sum(h["cg_iterations"] for h in res.history) \
+        < sum(h["cg_iterations"] for h in plain.history)
+    np.testing.assert_allclose(res.params, target, atol=1e-6)
+    with pytest.raises(ValueError, match="positive"):
+        hessian_free(lambda w: np.sum(w ** 2), np.ones(2), maxiter=1,
+                     preconditioner=lambda x, b, d: -np.ones(2))
+
+
+def test_hessian_free_counts_evaluations():
+    params, batch = mlp_problem()
+    res = hessian_free(MLP_LOSS, params, [batch], maxiter=4, curvature="gauss-newton",
+                       gtol=0.0)
+    assert res.ngev == res.nit == 4
+    assert res.nhev >= sum(h["cg_iterations"] for h in res.history)
+    assert res.nfev >= 2 * res.nit   # one value with each gradient, one per trial step
+
+
+def test_hessian_free_backtracks_over_cg_iterates():
+    params, batch = mlp_problem()
+    res = hessian_free(MLP_LOSS, params, [batch], maxiter=10, curvature="hessian",
+                       damping=1e-4, cg_maxiter=100)
+    steps = [(h["cg_step"], h["cg_iterations"]) for h in res.history]
+    assert all(step <= it for step, it in steps)
+    assert any(step < it for step, it in steps), steps  # an earlier iterate was chosen
+    off = hessian_free(MLP_LOSS, params, [batch], maxiter=10, curvature="hessian",
+                       damping=1e-4, cg_maxiter=100, backtrack_cg=False)
+    assert all(h["cg_step"] == h["cg_iterations"] for h in off.history)
+
+
+def test_hessian_free_separate_curvature_batch():
+    params, (X, Y) = mlp_problem()
+    small = (X[:40], Y[:40])
+    seen = []
+
+    def curvature_batches(k):
+        seen.append(k)
+        return small
+    res = hessian_free(MLP_LOSS, params, [(X, Y)], maxiter=12, curvature="gauss-newton",
+                       curvature_batches=curvature_batches)
+    assert seen == list(range(res.nit))
+    assert res.fun < 0.3
+    assert res.fun == pytest.approx(float(MLP_LOSS(res.params, (X, Y))))
+
+
+def test_hessian_free_stops_on_ftol_and_time():
+    res = hessian_free(lambda w: np.sum((w - 1.0) ** 2) + 0.1 * np.sum(w ** 4), np.zeros(3),
+                       maxiter=100, ftol=1e-3, gtol=0.0)
+    assert res.success and "ftol" in res.message and res.nit < 100
+    params, batch = mlp_problem()
+    res = hessian_free(MLP_LOSS, params, [batch], maxiter=1000, max_time=0.2, gtol=0.0)
+    assert "max_time" in res.message and res.nit < 1000
+    assert res.history[-1]["time"] >= 0.2 > res.history[-2]["time"]
+
+
+def test_gauss_newton_with_l2_penalty_reaches_the_penalised_minimum():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 4))
+    y = X @ np.array([1.0, -2.0, 0.5, 3.0]) + 0.1 * rng.standard_normal(30)
+    lam = 2.0
+    loss = ModelLoss(lambda w, batch: batch[0] @ w,
+                     lambda out, batch: 0.5 * np.sum((out - batch[1]) ** 2),
+                     penalty=lambda w: 0.5 * lam * np.sum(w ** 2))
+    res = hessian_free(loss, np.zeros(4), [(X, y)], maxiter=20, curvature="gauss-newton",
+                       damping=1e-3)
+    ridge = np.linalg.solve(X.T @ X + lam * np.eye(4), X.T @ y)
+    np.testing.assert_allclose(res.params, ridge, rtol=1e-6)
+
+
+def test_hessian_free_stops_on_a_non_finite_loss():
+    from dualrev.finite import NonFiniteError
+    with np.errstate(all="ignore"), pytest.raises(NonFiniteError, match="log"):
+        hessian_free(lambda w: np.sum(np.log(w)) + np.sum(w ** 2), np.array([-1.0, 1.0]),
+                     maxiter=3)
