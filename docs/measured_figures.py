@@ -118,7 +118,7 @@ def crossover_text(m=32):
     flops = (f"its flops alone cross at n ≈ {found.flops:.0f}"
              if found.flops is not None else "its flops alone do not cross on the grid")
     return (f"**On this build** (m = {m}, n = {found.ns[0]} to {found.ns[-1]}), "
-            f"{found.describe()}; {model}; and {flops}, where theory puts them "
+            f"{found.describe()}; {model}; and {flops}, where theory puts the crossover "
             f"(n = m = {m}: n directions against m sweeps of the same size).")
 
 

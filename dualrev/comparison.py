@@ -397,9 +397,9 @@ def _step_misfit(d, side, split, first):
 def crossover(ns, a, b, tolerance=CROSSOVER_TOLERANCE):
     """The ``n`` where the order of two costs changes, robust to timing noise.
 
-    Two costs within ``tolerance`` of each other are a tie. One change of
-    order (a step) is fitted to the rest: the split and direction that
-    misplace the least total log-ratio, so a single noisy point neither
+    Two costs within ``tolerance`` of each other are a tie. At most one
+    change of order (a step) is fitted to the rest: the split and direction
+    that misplace the least total log-ratio, so a single noisy point neither
     makes a crossover nor moves it. The crossover is the first zero of the
     log-ratio, interpolated linearly in ``log n``, after the last point
     clearly on the step's first side.
@@ -440,8 +440,9 @@ def crossover(ns, a, b, tolerance=CROSSOVER_TOLERANCE):
     side = np.where(d < -tie, -1, np.where(d > tie, 1, 0))
     if not (side == -1).any() or not (side == 1).any():
         return None
+    # Splits 0 and len(d) are "no change of order", fitted like the others.
     fits = [(_step_misfit(d, side, split, first), split, first)
-            for first in (-1, 1) for split in range(1, len(d))]
+            for first in (-1, 1) for split in range(len(d) + 1)]
     _, split, first = min(fits, key=lambda fit: fit[0])
     before = np.flatnonzero(side[:split] == first)
     after = split + np.flatnonzero(side[split:] == -first)
