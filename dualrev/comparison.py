@@ -7,7 +7,9 @@ then runs both and measures them; for scalar functions it does the same for
 Hessian-vector products in every composition.
 
 The cost model itself (what a tape costs, which mode it predicts) is
-:mod:`dualrev.costmodel`; this module runs the modes and measures them.
+:mod:`dualrev.costmodel`; this module runs the modes and measures them, and
+finds where they cross over a grid of sizes (:func:`crossovers`), for the
+figure of ``dualrev compare --plot`` and for the docs' sentences on it.
 """
 
 import math
@@ -482,9 +484,9 @@ class Crossover:
     name: str
     m: int
     ns: list
-    measured: float
-    model: float
-    flops: float
+    measured: float | None
+    model: float | None
+    flops: float | None
     first: str
     last: str
 
