@@ -30,6 +30,7 @@ extensions = [
     "sphinx.ext.doctest",
     "matplotlib.sphinxext.plot_directive",
     "lesson_tools",  # circuits drawn at build time, offline formulas, page width
+    "measured_figures",  # ".. measured::": text from the figures' own measurements
 ]
 
 # Formulas as HTML text with Unicode symbols (lesson_tools): no MathJax, no CDN,

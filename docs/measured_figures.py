@@ -7,7 +7,7 @@ none needs a manual step. Each figure comes from code that already exists:
 * the forward/reverse crossover: :func:`dualrev.comparison.compare` on the
   ``tanh(A x)`` grid of :func:`dualrev.examples.catalogue` at ``m = 32``,
   drawn by :func:`dualrev.cli.plot_crossover` (the figure of
-  ``dualrev compare --plot``);
+  ``dualrev compare --plot``) with the cost model's panel beside it;
 * the benchmark plots: ``benchmarks/plot_results.py`` on the newest saved
   asv run, or, when there is none, gradient costs measured here on the
   fixtures of ``benchmarks/benchmarks/common.py``;
@@ -15,6 +15,12 @@ none needs a manual step. Each figure comes from code that already exists:
 
 The two tools write PNG files; :func:`show_png` puts such a file in a figure
 pixel for pixel, for the plot directive to save.
+
+What a page says about a figure comes from the same measurement: the
+``.. measured:: name`` directive (registered by :func:`setup`) puts the reST
+that ``name()`` returns on the page, and the measurements are cached for the
+build, so the crossover and the cheapest HVP mode stated in the text are
+those the figures draw.
 """
 
 import contextlib
@@ -33,6 +39,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from docutils import nodes  # noqa: E402
+from docutils.parsers.rst import Directive  # noqa: E402
+from docutils.statemachine import StringList  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
@@ -69,24 +78,84 @@ def show_png(image):
 
 # ---- forward or reverse: the measured crossover -------------------------------------
 
-def jacobian_crossover(m=32, budget=0.05):
-    """Time ``jacfwd`` and ``jacrev`` on the ``tanh(A x)`` grid at ``m`` outputs.
+@functools.cache
+def tanh_grid(m=32, budget=0.05):
+    """:func:`dualrev.comparison.compare` on the catalogue's ``tanh(A x)`` grid at ``m``.
 
-    Shows the figure of ``dualrev compare --plot`` (:func:`dualrev.cli.plot_crossover`)
-    for the catalogue's examples of group ``"tanh(Ax), m=<m>"``. ``budget`` is
-    the seconds of repeats per timing (see :func:`dualrev.comparison.compare`);
-    the grid at ``m = 32`` takes about a second.
+    Measured once per build: the figure and the sentences about it read the
+    same reports. ``budget`` is the seconds of repeats per timing; the grid
+    at ``m = 32`` takes about a second.
     """
-    from dualrev.cli import plot_crossover
     from dualrev.comparison import compare
     from dualrev.examples import catalogue
 
     grid = [ex for ex in catalogue() if ex.group == f"tanh(Ax), m={m}"]
-    reports = [compare(ex.f, ex.x, name=ex.name, hvp=False, budget=budget) for ex in grid]
+    return tuple(compare(ex.f, ex.x, name=ex.name, hvp=False, budget=budget) for ex in grid)
+
+
+def jacobian_crossover(m=32):
+    """The figure of ``dualrev compare --plot`` with its cost-model panel, at ``m``.
+
+    :func:`dualrev.cli.plot_crossover` draws :func:`tanh_grid`: the measured
+    times on the left, the cost model's flops (no clock) on the right.
+    """
+    from dualrev.cli import plot_crossover
+
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "crossover.png")
-        plot_crossover(reports, path)
+        plot_crossover(list(tanh_grid(m)), path, model=True)
         return show_png(plt.imread(path))
+
+
+def crossover_text(m=32):
+    """What the crossover figure shows, in words: the same crossovers it draws."""
+    from dualrev.comparison import crossovers
+
+    found = crossovers(list(tanh_grid(m)))[m]
+    model = (f"the cost model's, per-call cost included, lies at n ≈ {found.model:.0f}"
+             if found.model is not None else
+             "the cost model predicts one mode over the whole grid")
+    flops = (f"its flops alone cross at n ≈ {found.flops:.0f}"
+             if found.flops is not None else "its flops alone do not cross on the grid")
+    return (f"**On this build** (m = {m}, n = {found.ns[0]} to {found.ns[-1]}), "
+            f"{found.describe()}; {model}; and {flops}, where theory puts the crossover "
+            f"(n = m = {m}: n directions against m sweeps of the same size).")
+
+
+def _ratio(value):
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+#: The contrast of the forward-vs-reverse page: one input and 200 outputs,
+#: and the reverse: 200 inputs and one output.
+CONTRAST_SIZE = 200
+
+
+def contrast_reports(budget=0.05):
+    """``compare`` on ``t -> sin(k t)`` (1 -> 200) and ``x -> sum(sin(x))`` (200 -> 1)."""
+    from dualrev.comparison import compare
+
+    k = np.arange(1.0, CONTRAST_SIZE + 1.0)
+    return (compare(lambda t: np.sin(k * t), np.ones(1), name="sin(k t)", hvp=False,
+                    budget=budget),
+            compare(lambda x: np.sum(np.sin(x)), np.ones(CONTRAST_SIZE),
+                    name="sum(sin(x))", hvp=False, budget=budget))
+
+
+def contrast_table():
+    """The 1 -> 200 and 200 -> 1 contrast as a reST table, measured now."""
+    names = {"fwd": "forward", "rev": "reverse"}
+    rows = [("function", "n → m", "forward directions", "reverse sweeps",
+             "model flops fwd / rev", "time fwd / f", "time rev / f", "faster")]
+    for r in contrast_reports():
+        fwd, rev = r.mode("fwd"), r.mode("rev")
+        rows.append((f"``{r.name}``", f"{r.n} → {r.m}", str(fwd.passes), str(rev.passes),
+                     f"{fwd.flops:,} / {rev.flops:,}", _ratio(fwd.time_ratio),
+                     _ratio(rev.time_ratio), names[r.measured]))
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for row in rows:
+        lines += [f"   * - {row[0]}"] + [f"     - {cell}" for cell in row[1:]]
+    return "\n".join(lines)
 
 
 # ---- benchmarks: saved asv results, or a measurement now --------------------------------
@@ -222,11 +291,44 @@ HVP_GROUPS = (
 )
 
 
-def hvp_figure(n=10_000, rounds=3, runs=15):
-    """Bar chart of the HVP modes' cost on Rosenbrock at ``n``, as multiples of ``f``."""
+#: Processes per cost, and runs in each, of the HVP figure's timings.
+HVP_ROUNDS, HVP_RUNS = 3, 15
+
+
+@functools.cache
+def hvp_ratios(n=10_000):
+    """``rosen_ratios`` of ``bench_hvp.py``, measured once per build: the
+    figure and the sentence on the cheapest mode read the same numbers."""
     from benchmarks.bench_hvp import rosen_ratios
 
-    ratios = rosen_ratios(n=n, rounds=rounds, runs=runs)
+    return rosen_ratios(n=n, rounds=HVP_ROUNDS, runs=HVP_RUNS)
+
+
+def cheapest_hvp(ratios):
+    """``(mode, ratio)`` of the cheapest exact one-shot product among ``ratios``."""
+    from dualrev.hvp import HVP_MODES
+
+    shots = {name.split()[1]: ratio for name, (_, ratio) in ratios.items()
+             if name.startswith("hvp ") and HVP_MODES[name.split()[1]].exact}
+    mode = min(shots, key=shots.get)
+    return mode, shots[mode]
+
+
+def hvp_text(n=10_000):
+    """Which HVP mode this build measured cheapest, from the figure's numbers."""
+    ratios = hvp_ratios(n)
+    mode, ratio = cheapest_hvp(ratios)
+    matvec = min((name for name in ratios if name.startswith("matvec ")),
+                 key=lambda name: ratios[name][1])
+    return (f"**On this build** the cheapest exact ``hvp(f, x, v, mode)`` was "
+            f"``mode=\"{mode}\"``, at {ratio:.2f} × f (recording included); one product "
+            f"of an operator recorded beforehand cost {ratios[matvec][1]:.2f} × f "
+            f"(``{matvec}``).")
+
+
+def hvp_figure(n=10_000):
+    """Bar chart of the HVP modes' cost on Rosenbrock at ``n``, as multiples of ``f``."""
+    ratios = hvp_ratios(n)
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     ticks, tick_labels, y = [], [], 0.0
     for label, names in HVP_GROUPS:
@@ -238,10 +340,35 @@ def hvp_figure(n=10_000, rounds=3, runs=15):
         y += len(names) + 0.5
     ax.set_yticks(ticks, tick_labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("time / time of one evaluation of f (best of %d runs)" % (rounds * runs))
+    ax.set_xlabel("time / time of one evaluation of f (best of %d runs)"
+                  % (HVP_ROUNDS * HVP_RUNS))
     ax.set_title(f"Rosenbrock, n = {n:,}: Hessian-vector products\n"
                  f"(measured while building the docs)", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     ax.margins(x=0.12)
     fig.tight_layout()
     return fig
+
+
+# ---- measured text -------------------------------------------------------------------------
+
+class Measured(Directive):
+    """``.. measured:: name``: the reST that ``name()`` of this module returns.
+
+    A sentence or table about a figure comes from the same (cached)
+    measurement as the figure, so the page says what its figure shows.
+    """
+
+    required_arguments = 1
+
+    def run(self):
+        text = globals()[self.arguments[0]]()
+        container = nodes.container()
+        self.state.nested_parse(StringList(text.splitlines(), source="measured_figures"),
+                                self.content_offset, container)
+        return container.children
+
+
+def setup(app):
+    app.add_directive("measured", Measured)
+    return {"parallel_read_safe": True}

@@ -53,6 +53,8 @@ import time
 
 import numpy as np
 
+from .comparison import crossover
+
 __all__ = ["main", "plot_crossover", "crossover"]
 
 
@@ -274,50 +276,19 @@ def _write_json(path, reports, quick, total):
         raise CommandError(f"cannot write {path}: {exc.strerror}") from None
 
 
-def crossover(ns, a, b):
-    """The ``n`` where ``a`` stops being below ``b``, interpolated in log-log.
-
-    Parameters
-    ----------
-    ns : sequence of float
-        Increasing input sizes.
-    a, b : sequence of float
-        Two positive costs (times) at each ``n``.
-
-    Returns
-    -------
-    float or None
-        The first ``n`` where ``a - b`` changes sign, interpolated linearly in
-        ``log n`` between the two grid points around it; ``None`` when the
-        order never changes.
-
-    See Also
-    --------
-    plot_crossover
-
-    Examples
-    --------
-    >>> round(crossover([1, 100], [1.0, 100.0], [10.0, 10.0]))
-    10
-    """
-    la, lb, ln = np.log(a), np.log(b), np.log(ns)
-    d = la - lb
-    for i in range(len(d) - 1):
-        if (d[i] < 0) != (d[i + 1] < 0):
-            t = d[i] / (d[i] - d[i + 1])
-            return float(np.exp(ln[i] + t * (ln[i + 1] - ln[i])))
-    return None
-
-
-def plot_crossover(reports, path):
+def plot_crossover(reports, path, model=False):
     """Plot Jacobian time against ``n`` for forward and reverse mode; save a PNG.
 
-    One panel per number of outputs ``m`` (two panels a row), each with the measured times of
-    ``jacfwd`` and ``jacrev``, the measured crossover (solid line,
-    interpolated in log-log between grid points), the cost model's
-    (dashed) and ``n = m`` (dotted). This is the figure of
-    ``dualrev compare --plot``, drawn from the catalogue's ``tanh(A x)``
-    grid.
+    One panel per number of outputs ``m`` (two panels a row), each with the
+    measured times of ``jacfwd`` and ``jacrev``, the measured crossover
+    (solid line; see :func:`dualrev.comparison.crossover`: timings within
+    noise of each other name no winner), the cost model's (dashed) and
+    ``n = m`` (dotted); a panel without a measured crossover says which
+    mode was faster. With ``model=True`` each measured panel has, next to it,
+    the machine-independent one: the cost model's passes and flops of both
+    modes, which cross at ``n = m``, and its cost with the per-call overhead.
+    This is the figure of ``dualrev compare --plot``, drawn from the
+    catalogue's ``tanh(A x)`` grid.
 
     Parameters
     ----------
@@ -326,21 +297,26 @@ def plot_crossover(reports, path):
         sizes ``m`` (as :func:`dualrev.comparison.compare` returns them).
     path : str or path-like
         Where to write the PNG.
+    model : bool
+        Add the cost model's panel beside each measured one.
 
     Returns
     -------
     dict
         ``m -> (measured, model)``: the crossover ``n`` of each panel,
-        ``None`` where one mode is cheaper over the whole grid.
+        ``None`` where one mode is cheaper over the whole grid (the
+        ``measured`` and ``model`` of :func:`dualrev.comparison.crossovers`).
 
     Raises
     ------
     ImportError
         If matplotlib is not installed.
+    ValueError
+        If an ``m`` has fewer than two sizes ``n``.
 
     See Also
     --------
-    crossover : the interpolation of each crossover.
+    dualrev.comparison.crossovers : the crossovers drawn.
     dualrev.comparison.compare, dualrev.comparison.run_catalogue
 
     Examples
@@ -360,43 +336,71 @@ def plot_crossover(reports, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from .comparison import crossovers
+    found = crossovers(reports)
     by_m = {}
     for r in sorted(reports, key=lambda r: (r.m, r.n)):
         by_m.setdefault(r.m, []).append(r)
-    cols = min(len(by_m), 2)
-    rows = math.ceil(len(by_m) / cols)
+    panels = [(m, kind) for m in by_m for kind in (("time", "model") if model else ("time",))]
+    cols = min(len(panels), 2)
+    rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, squeeze=False,
                              figsize=(6.4, 4.2) if cols == 1 else (5.2 * cols, 4.0 * rows))
-    crossovers = {m: _plot_panel(ax, grid) for ax, (m, grid) in zip(axes.flat, by_m.items())}
-    for ax in axes.flat[len(by_m):]:
+    for ax, (m, kind) in zip(axes.flat, panels):
+        draw = _plot_panel if kind == "time" else _plot_model_panel
+        draw(ax, by_m[m], found[m])
+    for ax in axes.flat[len(panels):]:
         ax.set_axis_off()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-    return crossovers
+    return {m: (c.measured, c.model) for m, c in found.items()}
 
 
-def _plot_panel(ax, grid):
-    """Forward and reverse time against ``n`` at one ``m``; its two crossovers."""
-    from .costmodel import jacobian_costs
-    ns, m = [r.n for r in grid], grid[0].m
-    fwd = [r.mode("fwd").seconds * 1e3 for r in grid]
-    rev = [r.mode("rev").seconds * 1e3 for r in grid]
-    model = [jacobian_costs(r.cost, r.n, r.m) for r in grid]
-    ax.loglog(ns, fwd, "o-", label="forward (jacfwd)")
-    ax.loglog(ns, rev, "s-", label="reverse (jacrev)")
-    measured = crossover(ns, fwd, rev)
-    predicted = crossover(ns, [c["fwd"] for c in model], [c["rev"] for c in model])
-    if measured:
-        ax.axvline(measured, color="k", label=f"measured crossover n≈{measured:.0f}")
-    if predicted:
-        ax.axvline(predicted, color="k", ls="--", label=f"cost model n≈{predicted:.0f}")
-    ax.axvline(m, color="0.6", ls=":", label=f"n = m = {m}")
+def _mark_crossovers(ax, found, measured=True):
+    if measured and found.measured:
+        ax.axvline(found.measured, color="k",
+                   label=f"measured crossover n≈{found.measured:.0f}")
+    if found.model:
+        ax.axvline(found.model, color="k", ls="--", label=f"cost model n≈{found.model:.0f}")
+    ax.axvline(found.m, color="0.6", ls=":", label=f"n = m = {found.m}")
+
+
+def _plot_panel(ax, grid, found):
+    """Forward and reverse time against ``n`` at one ``m``, and where they cross."""
+    ns, m = [r.n for r in grid], found.m
+    ax.loglog(ns, [r.mode("fwd").seconds * 1e3 for r in grid], "o-", label="forward (jacfwd)")
+    ax.loglog(ns, [r.mode("rev").seconds * 1e3 for r in grid], "s-", label="reverse (jacrev)")
+    _mark_crossovers(ax, found)
+    if found.measured is None:
+        ax.text(0.03, 0.03, found.describe().replace(": ", ":\n", 1), fontsize=8,
+                transform=ax.transAxes)
     ax.set_xlabel("n (inputs)")
     ax.set_ylabel("Jacobian time (ms)")
-    ax.set_title(f"{grid[0].name}: R^n -> R^{m}")
-    ax.legend(fontsize=8)
-    return measured, predicted
+    ax.set_title(f"{grid[0].name}: R^n -> R^{m}, measured")
+    ax.legend(fontsize=8, loc="upper left")
+
+
+def _plot_model_panel(ax, grid, found):
+    """The cost model at one ``m``: passes and flops (machine independent)."""
+    from .costmodel import jacobian_costs
+    ns, m = [r.n for r in grid], found.m
+    model = [jacobian_costs(r.cost, r.n, m) for r in grid]
+    ax.loglog(ns, [r.mode("fwd").flops for r in grid], "o-",
+              label="forward flops (n directions)")
+    ax.loglog(ns, [r.mode("rev").flops for r in grid], "s-", label=f"reverse flops ({m} sweeps)")
+    ax.loglog(ns, [c["fwd"] for c in model], "o--", color="C0", alpha=0.5,
+              label="forward + per-call cost")
+    ax.loglog(ns, [c["rev"] for c in model], "s--", color="C1", alpha=0.5,
+              label="reverse + per-call cost")
+    _mark_crossovers(ax, found, measured=False)
+    if found.flops:
+        ax.axvline(found.flops, color="C2", ls="-.", label=f"flops cross n≈{found.flops:.0f}")
+    ax.set_xlabel("n (inputs)")
+    ax.set_ylabel("model flops (flop-equivalents)")
+    ax.set_title(f"R^n -> R^{m}: cost model (no clock)")
+    ax.legend(fontsize=7, loc="upper left")
 
 
 def _write_plot(path, reports):

@@ -7,7 +7,9 @@ then runs both and measures them; for scalar functions it does the same for
 Hessian-vector products in every composition.
 
 The cost model itself (what a tape costs, which mode it predicts) is
-:mod:`dualrev.costmodel`; this module runs the modes and measures them.
+:mod:`dualrev.costmodel`; this module runs the modes and measures them, and
+finds where they cross over a grid of sizes (:func:`crossovers`), for the
+figure of ``dualrev compare --plot`` and for the docs' sentences on it.
 """
 
 import math
@@ -27,7 +29,8 @@ from .registry import shape_of
 from .reverse import Tape
 from .tree import flatten
 
-__all__ = ["compare", "Report", "ModeResult", "run_catalogue", "format_table"]
+__all__ = ["compare", "Report", "ModeResult", "run_catalogue", "format_table",
+           "crossover", "Crossover", "crossovers", "CROSSOVER_TOLERANCE"]
 
 
 def _size(x):
@@ -378,3 +381,190 @@ def format_table(reports):
                                                      "staging")
         text += "\n\n" + _render(columns, [_hvp_row(r) for r in with_hvp])
     return text
+
+
+# ---- where the modes cross -----------------------------------------------------
+
+#: Two timings within this fraction of each other are a tie: timing noise
+#: names no winner, so it can neither make nor place a crossover.
+CROSSOVER_TOLERANCE = 0.15
+
+
+def _step_misfit(d, side, split, first):
+    """Weight of the points a step from ``first`` to ``-first`` at ``split`` gets wrong."""
+    before = np.abs(d[:split][side[:split] == -first]).sum()
+    after = np.abs(d[split:][side[split:] == first]).sum()
+    return before + after
+
+
+def crossover(ns, a, b, tolerance=CROSSOVER_TOLERANCE):
+    """The ``n`` where the order of two costs changes, robust to timing noise.
+
+    Two costs within ``tolerance`` of each other are a tie. At most one
+    change of order (a step) is fitted to the rest: the split and direction
+    that misplace the least total log-ratio, so a single noisy point neither
+    makes a crossover nor moves it. The crossover is the first zero of the
+    log-ratio, interpolated linearly in ``log n``, after the last point
+    clearly on the step's first side.
+
+    Parameters
+    ----------
+    ns : sequence of float
+        Increasing input sizes.
+    a, b : sequence of float
+        Two positive costs (times) at each ``n``.
+    tolerance : float
+        Relative difference below which the two are tied.
+
+    Returns
+    -------
+    float or None
+        ``None`` when the order never clearly changes: one is cheaper (or
+        they are tied) over the whole grid.
+
+    See Also
+    --------
+    crossovers, dualrev.cli.plot_crossover
+
+    Examples
+    --------
+    >>> round(crossover([1, 100], [1.0, 100.0], [10.0, 10.0]))
+    10
+
+    A near tie at the smallest size is noise, not a crossover:
+
+    >>> ns = [2, 16, 128, 1024]
+    >>> print(crossover(ns, [1.05, 1.0, 1.0, 1.0], [1.0, 2.0, 3.0, 4.0]))
+    None
+    """
+    d = np.log(np.asarray(a, float)) - np.log(np.asarray(b, float))
+    ln = np.log(np.asarray(ns, float))
+    tie = np.log1p(tolerance)
+    side = np.where(d < -tie, -1, np.where(d > tie, 1, 0))
+    if not (side == -1).any() or not (side == 1).any():
+        return None
+    # Splits 0 and len(d) are "no change of order", fitted like the others.
+    fits = [(_step_misfit(d, side, split, first), split, first)
+            for first in (-1, 1) for split in range(len(d) + 1)]
+    _, split, first = min(fits, key=lambda fit: fit[0])
+    before = np.flatnonzero(side[:split] == first)
+    after = split + np.flatnonzero(side[split:] == -first)
+    if not len(before) or not len(after):
+        return None
+    # The first zero of the piecewise-linear log-ratio after the last point
+    # clearly on the first side (ties between are passed through, not skipped).
+    hi = next(j for j in range(before[-1] + 1, after[0] + 1) if first * d[j] <= 0)
+    lo = hi - 1
+    t = d[lo] / (d[lo] - d[hi])
+    return float(np.exp(ln[lo] + t * (ln[hi] - ln[lo])))
+
+
+@dataclass
+class Crossover:
+    """Where forward and reverse mode cross on a grid of ``n`` at one ``m``.
+
+    Attributes
+    ----------
+    name : str
+    m : int
+    ns : list of int
+        The grid of input sizes.
+    measured : float or None
+        From the measured times (:func:`crossover`).
+    model : float or None
+        From the cost model: flops plus the per-call cost.
+    flops : float or None
+        From the model flops alone (about ``n = m``).
+    first : str
+        The mode measured faster at the smallest ``n``: ``"fwd"``, ``"rev"``,
+        or ``"tie"``.
+    last : str
+        The same at the largest ``n``.
+    """
+
+    name: str
+    m: int
+    ns: list
+    measured: float | None
+    model: float | None
+    flops: float | None
+    first: str
+    last: str
+
+    def describe(self):
+        """One sentence on the measured crossover, as the figure shows it.
+
+        Examples
+        --------
+        >>> Crossover("f", 32, [16, 2048], 300.4, 120.0, 32.0, "fwd", "rev").describe()
+        'the measured times cross at n ≈ 300 (n/m ≈ 9.4): forward mode is faster below, reverse mode above'
+        """
+        names = {"fwd": "forward mode", "rev": "reverse mode"}
+        if self.measured is not None:
+            return (f"the measured times cross at n ≈ {self.measured:.0f} "
+                    f"(n/m ≈ {self.measured / self.m:.2g}): {names[self.first]} is faster "
+                    f"below, {names[self.last]} above")
+        span = f"n = {self.ns[0]} to {self.ns[-1]}"
+        if self.first == self.last == "tie":
+            return f"the measured times do not cross: the two modes are tied from {span}"
+        winner = self.first if self.first != "tie" else self.last
+        return f"the measured times do not cross: {names[winner]} is faster from {span}"
+
+
+def _faster(fwd, rev, tolerance):
+    if abs(math.log(fwd / rev)) <= math.log1p(tolerance):
+        return "tie"
+    return "fwd" if fwd < rev else "rev"
+
+
+def crossovers(reports, tolerance=CROSSOVER_TOLERANCE):
+    """The :class:`Crossover` of each ``m`` among ``reports`` (one function over a grid).
+
+    The figure of ``dualrev compare --plot`` and the docs' sentences on it
+    both come from here.
+
+    Parameters
+    ----------
+    reports : list of Report
+        As :func:`compare` returns them, at least two sizes ``n`` for each ``m``.
+    tolerance : float
+        See :func:`crossover`.
+
+    Returns
+    -------
+    dict
+        ``m -> Crossover``, by increasing ``m``.
+
+    Raises
+    ------
+    ValueError
+        If an ``m`` has fewer than two sizes ``n`` (nothing to cross).
+
+    Examples
+    --------
+    >>> from dualrev.examples import make_tanh_layer
+    >>> reports = [compare(make_tanh_layer(n, 4), np.ones(n), name="tanh(Ax)",
+    ...                    hvp=False, budget=0.0) for n in (1, 4, 64)]
+    >>> c = crossovers(reports)[4]
+    >>> c.ns, round(c.flops)
+    ([1, 4, 64], 4)
+    """
+    by_m = {}
+    for r in sorted(reports, key=lambda r: (r.m, r.n)):
+        by_m.setdefault(r.m, []).append(r)
+    found = {}
+    for m, grid in by_m.items():
+        if len(grid) < 2:
+            raise ValueError(f"crossovers: only n = {grid[0].n} at m = {m}; a crossover "
+                             "needs at least two sizes n")
+        ns = [r.n for r in grid]
+        fwd = [r.mode("fwd").seconds for r in grid]
+        rev = [r.mode("rev").seconds for r in grid]
+        model = [jacobian_costs(r.cost, r.n, m) for r in grid]
+        found[m] = Crossover(
+            grid[0].name, m, ns, crossover(ns, fwd, rev, tolerance),
+            crossover(ns, [c["fwd"] for c in model], [c["rev"] for c in model], 0.0),
+            crossover(ns, [r.mode("fwd").flops for r in grid],
+                      [r.mode("rev").flops for r in grid], 0.0),
+            _faster(fwd[0], rev[0], tolerance), _faster(fwd[-1], rev[-1], tolerance))
+    return found

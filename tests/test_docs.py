@@ -14,6 +14,7 @@ import re
 import struct
 import subprocess
 import sys
+from html import unescape
 
 import pytest
 
@@ -148,3 +149,35 @@ def test_a_lesson_code_line_over_88_characters_fails_the_build(tmp_path):
                              str(src), str(tmp_path / "out")], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode != 0 and "a code line of 89 characters" in result.stderr
+
+
+def test_forward_vs_reverse_page_draws_passes_and_states_what_it_measured(
+        html_without_asv):
+    from dualrev.examples import TANH_GRID_N
+    page = (html_without_asv / "forward-vs-reverse.html").read_text()
+    # (x + y) z: two forward passes and the reverse sweep; the array input:
+    # one forward pass and the reverse sweep.
+    assert page.count("<svg") >= 5
+    text = unescape(text_of(html_without_asv, "forward-vs-reverse"))
+    assert "tangent pass 3 of 3 (forward mode): seed x[2]' = 1" in text
+    assert "1 → 200" in text and "200 → 1" in text  # the contrast table
+    stated = re.search(rf"On this build \(m = 32, n = {TANH_GRID_N[0]} to "
+                       rf"{TANH_GRID_N[-1]}\), the measured times "
+                       r"(cross at n ≈ (\d+)|do not cross)", text)
+    assert stated, "the page states no measured crossover"
+    if stated.group(2):
+        assert TANH_GRID_N[0] <= int(stated.group(2)) <= TANH_GRID_N[-1]
+    flops = re.search(r"flops alone cross at n ≈ (\d+)", text)
+    assert flops and abs(int(flops.group(1)) - 32) <= 4  # n = m, up to interpolation
+
+
+def test_hvp_page_draws_the_recorded_tape_and_names_the_measured_cheapest_mode(
+        html_without_asv):
+    from dualrev.hvp import HVP_MODES
+    page = (html_without_asv / "hessian-vector-products.html").read_text()
+    assert page.count("<svg") >= 2
+    text = unescape(text_of(html_without_asv, "hessian-vector-products"))
+    stated = re.search(r'the cheapest exact hvp\(f, x, v, mode\) was mode="([a-z-]+)"',
+                       text)
+    assert stated and HVP_MODES[stated.group(1)].exact
+    assert "usually the cheapest" not in text
