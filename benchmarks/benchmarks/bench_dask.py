@@ -1,0 +1,291 @@
+"""dualrev on dask arrays against dask-glm's hand-written logistic regression.
+
+L2 logistic regression in dask-glm's form, ``f(w) = sum(log(1 + exp(X w)) -
+y X w) + lam / 2 ||w||^2``, on seeded data persisted in memory (threaded
+scheduler). Three comparisons, each on the same arrays:
+
+- ``value_and_grad`` of the plain NumPy loss against dask-glm's hand-written
+  ``Logistic`` gradient (``pointwise_gradient`` plus the L2 term), and
+  against the value and gradient its ``lbfgs`` computes at every point;
+- one Hessian-vector product (``dualrev.hvp``) against the hand-written
+  ``X.T @ (d * (X @ v))``, ``d = p (1 - p)``, ``p = sigmoid(X w)``;
+- a whole fit: ``dualrev.optimize.minimize`` (Newton-CG) against dask-glm's
+  ``lbfgs``
+  (``regularizer="l2"``; its ``newton`` has no regularizer; SciPy's ``factr``
+  tightened to 10 so that it converges to 1e-6), with the
+  coefficients compared and the passes over the data (graph executions)
+  per iteration counted.
+
+Needs the optional extra ``dualrev[dask]`` and the peer ``dask-glm``;
+without them asv skips (``setup`` raises NotImplementedError).
+
+``OPENBLAS_NUM_THREADS=1 python -m benchmarks.bench_dask`` (from
+``benchmarks/``) runs the issue's size, 2·10^6 x 20 in chunks of 10^5 rows,
+and prints the ratios; ``--rows`` picks another size.
+"""
+
+import argparse
+import time
+import warnings
+from unittest import mock
+
+import numpy as np
+
+import dualrev
+from dualrev.optimize import minimize
+
+LAM = 1.0
+NEWTON_CG_OPTIONS = {"xtol": 1e-10}
+
+
+def _require_dask():
+    """``(dask, dask.array)``, or NotImplementedError naming the extra."""
+    try:
+        import dask
+        import dask.array as da
+    except ImportError:
+        raise NotImplementedError("dask is not installed: pip install 'dualrev[dask]'") \
+            from None
+    return dask, da
+
+
+def _require_dask_glm():
+    try:
+        import dask_glm.algorithms
+        import dask_glm.families
+        import dask_glm.regularizers
+    except ImportError:
+        raise NotImplementedError("dask-glm is not installed: pip install "
+                                  "'dualrev[dask,peers]'") from None
+    return dask_glm
+
+
+def logistic_data(rows, features=20, chunk_rows=100_000, seed=0):
+    """Seeded ``X`` (standard normal) and 0/1 labels ``y`` from a noisy linear
+    model, as dask arrays chunked along the rows and persisted in memory."""
+    dask, da = _require_dask()
+    rng = da.random.default_rng(seed)
+    X = rng.standard_normal((rows, features), chunks=(chunk_rows, features))
+    w_true = np.random.default_rng(seed).standard_normal(features) / np.sqrt(features)
+    noise = rng.logistic(size=rows, chunks=chunk_rows)
+    y = (X @ w_true + noise > 0).astype(np.float64)
+    return dask.persist(X, y)
+
+
+def loss(w, X, y, lam=LAM):
+    """dask-glm's regularised logistic objective, in plain NumPy."""
+    z = X @ w
+    return np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * lam * np.sum(w * w)
+
+
+# ---- hand-written references ---------------------------------------------------------
+
+def gradient_by_dask_glm(w, X, y, lam=LAM):
+    """dask-glm's ``Logistic`` gradient with its L2 term, computed."""
+    glm = _require_dask_glm()
+    dask, _ = _require_dask()
+    grad = glm.regularizers.L2().add_reg_grad(glm.families.Logistic.pointwise_gradient, lam)
+    return dask.compute(grad(w, X, y))[0]
+
+
+def value_and_gradient_by_dask_glm(w, X, y, lam=LAM):
+    """The loss and gradient dask-glm's ``lbfgs`` computes at a point, in one compute."""
+    glm = _require_dask_glm()
+    dask, _ = _require_dask()
+    l2, logistic = glm.regularizers.L2(), glm.families.Logistic
+    value = l2.add_reg_f(logistic.pointwise_loss, lam)(w, X, y)
+    grad = l2.add_reg_grad(logistic.pointwise_gradient, lam)(w, X, y)
+    return dask.compute(value, grad)
+
+
+def hvp_by_hand(w, v, X, y, lam=LAM):
+    """``X.T @ (d * (X @ v)) + lam v`` with ``d = p (1 - p)``, ``p = sigmoid(X w)``."""
+    dask, da = _require_dask()
+    p = 1.0 / (1.0 + da.exp(-(X @ w)))
+    return dask.compute(X.T @ (p * (1.0 - p) * (X @ v)) + lam * v)[0]
+
+
+# ---- fits, with their passes over the data -------------------------------------------
+
+def counting_passes():
+    """A dask callback whose ``count`` is the number of graph executions."""
+    from dask.callbacks import Callback
+
+    class Passes(Callback):
+        count = 0
+
+        def _start(self, dsk):
+            self.count += 1
+    return Passes()
+
+
+def fit_dualrev_newton_cg(X, y):
+    """``(coefficients, iterations, passes)`` of dualrev's Newton-CG."""
+    with counting_passes() as passes:
+        res = minimize(loss, np.zeros(X.shape[1]), args=(X, y), method="Newton-CG",
+                       options=NEWTON_CG_OPTIONS)
+    return res.x, res.nit, passes.count
+
+
+def fit_dask_glm_lbfgs(X, y):
+    """``(coefficients, iterations, passes)`` of dask-glm's ``lbfgs`` with L2."""
+    glm = _require_dask_glm()
+    algorithms = glm.algorithms
+    iterations = []
+    original = algorithms.fmin_l_bfgs_b
+
+    def recording(*args, **kwargs):
+        # dask-glm drops SciPy's iteration count, and leaves SciPy's default
+        # factr (relative decrease 2e-9), too loose for coefficients to 1e-6
+        out = original(*args, factr=10.0, **kwargs)
+        iterations.append(out[2]["nit"])
+        return out
+
+    with counting_passes() as passes, warnings.catch_warnings(), \
+            mock.patch.object(algorithms, "fmin_l_bfgs_b", recording):
+        # dask-glm's own deprecated dask key and SciPy option, not ours
+        warnings.simplefilter("ignore", (FutureWarning, DeprecationWarning))
+        beta = algorithms.lbfgs(X, y, regularizer="l2", lamduh=LAM, tol=1e-8,
+                                max_iter=500, normalize=False)
+    return beta, iterations[0], passes.count
+
+
+FITS = {"dualrev Newton-CG": fit_dualrev_newton_cg, "dask-glm lbfgs": fit_dask_glm_lbfgs}
+
+
+# ---- asv ----------------------------------------------------------------------------
+
+#: The asv size: small enough for a quick CI run (the command uses the issue's).
+ASV_ROWS, ASV_CHUNK = 100_000, 10_000
+
+
+class _OnDask:
+    def setup(self, *params):
+        dask, _ = _require_dask()
+        _require_dask_glm()
+        self.config = dask.config.set(scheduler="threads")
+        self.config.__enter__()
+        self.X, self.y = logistic_data(ASV_ROWS, chunk_rows=ASV_CHUNK)
+        self.w = np.random.default_rng(1).standard_normal(20) * 0.1
+        self.v = np.random.default_rng(2).standard_normal(20)
+
+    def teardown(self, *params):
+        self.config.__exit__(None, None, None)
+
+
+class DaskDerivatives(_OnDask):
+    """One derivative call on 10^5 x 20 dask data (10 chunks), threaded scheduler."""
+
+    params = [["dualrev", "dask-glm"]]
+    param_names = ["library"]
+
+    def time_value_and_grad(self, library):
+        if library == "dualrev":
+            dualrev.value_and_grad(loss)(self.w, self.X, self.y)
+        else:
+            value_and_gradient_by_dask_glm(self.w, self.X, self.y)
+
+    def time_hvp(self, library):
+        if library == "dualrev":
+            dualrev.hvp(loss, self.w, self.v, args=(self.X, self.y))
+        else:
+            hvp_by_hand(self.w, self.v, self.X, self.y)
+
+
+class DaskFit(_OnDask):
+    """A whole L2 logistic fit on 10^5 x 20 dask data, and its passes over the data."""
+
+    params = [list(FITS)]
+    param_names = ["solver"]
+    timeout = 300
+
+    def time_fit(self, solver):
+        FITS[solver](self.X, self.y)
+
+    def track_passes_per_iteration(self, solver):
+        _, iterations, passes = FITS[solver](self.X, self.y)
+        return passes / iterations
+
+
+# ---- the command -----------------------------------------------------------------------
+
+def best_time(call, repeat):
+    """Fastest of ``repeat`` calls, and the last result."""
+    best = np.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = call()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def interleaved(calls, repeat):
+    """``{name: (best seconds, result)}``, the calls interleaved round by round."""
+    rows = {name: (np.inf, None) for name in calls}
+    for _ in range(repeat):
+        for name, call in calls.items():
+            seconds, out = best_time(call, 1)
+            rows[name] = (min(rows[name][0], seconds), out)
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--chunk-rows", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    opts = parser.parse_args(argv)
+    try:
+        dask, _ = _require_dask()
+        _require_dask_glm()
+    except NotImplementedError as error:
+        print(f"skipped: {error}")
+        return
+    with dask.config.set(scheduler="threads"):
+        X, y = logistic_data(opts.rows, chunk_rows=opts.chunk_rows)
+        w = np.random.default_rng(1).standard_normal(20) * 0.1
+        v = np.random.default_rng(2).standard_normal(20)
+        print(f"L2 logistic regression, {opts.rows} x 20 float64, chunks of "
+              f"{opts.chunk_rows} rows, threaded scheduler, data persisted")
+        report_derivatives(X, y, w, v, opts.repeat)
+        report_fits(X, y)
+
+
+def report_derivatives(X, y, w, v, repeat):
+    rows = interleaved({
+        "dualrev value_and_grad": lambda: dualrev.value_and_grad(loss)(w, X, y),
+        "dask-glm gradient": lambda: gradient_by_dask_glm(w, X, y),
+        "dask-glm value and gradient": lambda: value_and_gradient_by_dask_glm(w, X, y),
+        "dualrev hvp": lambda: dualrev.hvp(loss, w, v, args=(X, y)),
+        "hand-written hvp": lambda: hvp_by_hand(w, v, X, y),
+    }, repeat)
+    for name, (seconds, _) in rows.items():
+        print(f"{name:>28}: {seconds * 1e3:8.1f} ms")
+    gap = np.max(np.abs(rows["dualrev value_and_grad"][1][1] - rows["dask-glm gradient"][1]))
+    print(f"gradients agree to {gap:.1e}; hvps agree to "
+          f"{np.max(np.abs(rows['dualrev hvp'][1] - rows['hand-written hvp'][1])):.1e}")
+    ratio = rows["dualrev value_and_grad"][0] / rows["dask-glm gradient"][0]
+    pair = rows["dualrev value_and_grad"][0] / rows["dask-glm value and gradient"][0]
+    print(f"value_and_grad / dask-glm gradient: {ratio:.2f} (target <= 1.3); "
+          f"/ dask-glm value and gradient: {pair:.2f}")
+    print(f"hvp / hand-written hvp: "
+          f"{rows['dualrev hvp'][0] / rows['hand-written hvp'][0]:.2f} (target <= 1.3)")
+
+
+def report_fits(X, y):
+    rows = {}
+    for name, fit in FITS.items():
+        start = time.perf_counter()
+        beta, iterations, passes = fit(X, y)
+        rows[name] = (time.perf_counter() - start, beta, iterations, passes)
+        print(f"{name:>28}: {rows[name][0]:7.2f} s  {iterations:3d} iterations  "
+              f"{passes:4d} passes  {passes / iterations:5.2f} passes/iteration")
+    reference = rows["dask-glm lbfgs"]
+    ours = rows["dualrev Newton-CG"]
+    print(f"dualrev Newton-CG / dask-glm lbfgs: time {ours[0] / reference[0]:.2f} "
+          f"(target <= 1.2), coefficients differ by "
+          f"{np.max(np.abs(ours[1] - reference[1])):.1e} (target <= 1e-6)")
+
+
+if __name__ == "__main__":
+    main()
