@@ -1,0 +1,591 @@
+"""The numba backend of ``dualrev.compile``: fused loops over a staged program.
+
+It takes the same :class:`~dualrev.staging.Program` as the default backend
+(:mod:`dualrev.codegen`) and replaces each maximal run of equations whose op
+declares a loop body (``Op.loop``, a scalar expression) by one call of a
+compiled kernel:
+
+- elementwise ops (broadcasting with the shapes known at staging) are
+  inlined into one loop over the output;
+- slices with static bounds (``getitem``) and their cotangents (``untake``,
+  ``index_add``) are index arithmetic: ``x[1:]`` read at ``i`` is
+  ``x[i + 1]``, its zero padding a test on ``i``, never a copy;
+- a full ``sum`` accumulates in the loop that produces its input; what
+  reads the sum runs in a later loop of the same kernel;
+- every 0-d value is computed once, before the loops, so a scalar program
+  is one straight-line kernel.
+
+An equation whose op declares no loop body (matmul, linear algebra, sorting),
+and each guard, ends a run: it runs as in the default backend, between
+kernels. Kernels never contain user data: constants are arguments; the
+source holds only op expressions and the static indices of the program.
+Kernels are written to a cache directory and compiled with ``cache=True``,
+so a later process loads them from disk.
+"""
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from .codegen import INFIX, _Generator
+from .registry import OPS
+from .staging import Const, Equation, Var
+
+__all__ = ["generate_numba", "require_numba", "NumbaUnsupported", "JIT_EXTRA"]
+
+JIT_EXTRA = "dualrev[jit]"
+
+#: Array values inlined into one another before a kernel stores one in a loop
+#: of its own (bounds the depth of the expression a loop body computes).
+MAX_INLINE_DEPTH = 64
+
+_NUMERIC = "biuf"
+
+
+class NumbaUnsupported(Exception):
+    """numba could not compile the kernel of ``op``."""
+
+    def __init__(self, op, message):
+        super().__init__(message)
+        self.op = op
+
+
+def require_numba():
+    """The numba module, or an ImportError naming the extra to install."""
+    try:
+        import numba
+    except ImportError:
+        raise ImportError(
+            f"dualrev.compile(..., backend='numba') needs numba: install the extra "
+            f"{JIT_EXTRA} (pip install '{JIT_EXTRA}')") from None
+    return numba
+
+
+# ---- what may be fused ----------------------------------------------------------
+
+def _dtype(aval):
+    kind, _, dtype = aval
+    return np.dtype(dtype if dtype is not None else kind)
+
+
+def _aval(ref):
+    if isinstance(ref, Var):
+        return ref.aval
+    v = ref.value
+    return (type(v), getattr(v, "shape", ()), getattr(v, "dtype", None))
+
+
+def _numeric(ref):
+    try:
+        return _dtype(_aval(ref)).kind in _NUMERIC and \
+            issubclass(_aval(ref)[0], (np.ndarray, np.generic, float, int, bool))
+    except TypeError:
+        return False
+
+
+def _basic_index(index, shape):
+    """The index as one ``(kind, a, b)`` per input axis: ``("int", k, None)``
+    or ``("slice", start, step)`` with its length, or None when it is not a
+    static index of integers, slices and one Ellipsis."""
+    index = index if isinstance(index, tuple) else (index,)
+    if sum(i is Ellipsis for i in index) > 1:
+        return None
+    if Ellipsis in index:
+        k = index.index(Ellipsis)
+        index = index[:k] + (slice(None),) * (len(shape) - len(index) + 1) + index[k + 1:]
+    if len(index) > len(shape):
+        return None
+    index = index + (slice(None),) * (len(shape) - len(index))
+    axes = []
+    for i, n in zip(index, shape):
+        if isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)):
+            if not -n <= i < n:
+                return None
+            axes.append(("int", int(i) % n, None, 1))
+        elif isinstance(i, slice) and all(v is None or isinstance(v, (int, np.integer))
+                                          for v in (i.start, i.stop, i.step)):
+            start, stop, step = i.indices(n)
+            axes.append(("slice", start, step, len(range(start, stop, step))))
+        else:
+            return None
+    return axes
+
+
+def _region_shape(axes):
+    return tuple(n for kind, _, _, n in axes if kind == "slice")
+
+
+def fusible(eqn):
+    """Can ``eqn`` run inside a fused kernel?"""
+    op = eqn.op
+    if op.loop is None or not _numeric(eqn.out) or not all(_numeric(r) for r in eqn.ins):
+        return False
+    if OPS.get(op.name) is not op:
+        return not eqn.params
+    name = op.name
+    if name == "getitem":
+        axes = _basic_index(eqn.params["index"], _aval(eqn.ins[0])[1])
+        return axes is not None and all(step == 1 for _, _, step, _ in axes)
+    if name in ("untake", "index_add"):
+        shape = eqn.out.aval[1]
+        axes = _basic_index(eqn.params["index"], shape)
+        return axes is not None and all(step == 1 for _, _, step, _ in axes) and \
+            _aval(eqn.ins[-1])[1] == _region_shape(axes)
+    if name == "sum":
+        if eqn.params["keepdims"]:
+            return False
+        ndim = len(_aval(eqn.ins[0])[1])
+        axis = eqn.params["axis"]
+        return axis is None or {a % ndim for a in (axis if isinstance(axis, tuple)
+                                                    else (axis,))} == set(range(ndim))
+    return not eqn.params
+
+
+# ---- one kernel -------------------------------------------------------------------
+
+def _zero(dtype):
+    return {"b": "False", "f": "0.0"}.get(dtype.kind, "0")
+
+
+def _index_text(a):
+    var, add = a
+    if var is None:
+        return str(add)
+    return var if add == 0 else f"{var} {'+' if add > 0 else '-'} {abs(add)}"
+
+
+class _Kernel:
+    """The source of one fused kernel over a run of equations.
+
+    Indices are affine: a loop variable plus an offset, or a constant
+    (``(None, k)``); each value is computed once per (value, index) in a
+    scope (CSE), so ``x[i + 1]`` and ``x[i]`` are two loads, not two copies.
+    """
+
+    def __init__(self, run, needed):
+        self.run = run
+        self.defs = {e.out: e for e in run}
+        self.args = []  # external refs, in order
+        self.arg_names = {}
+        self.lines = []
+        self.indent = 1
+        self.scopes = [{}]
+        self.count = 0
+        self.loop_range = {}
+        self.current_phase = 0
+        self._plan(needed)
+
+    # planning: phases, what is stored, what accumulates
+    def _plan(self, needed):
+        phase, depth = {}, {}
+        self.boundary = set()  # read after the loop that computes them
+        for e in self.run:
+            internal = [r for r in e.ins if isinstance(r, Var) and r in self.defs]
+            p = max((phase[r] + (r in self.boundary) for r in internal), default=0)
+            phase[e.out] = p
+            if e.op.name == "sum" and OPS.get("sum") is e.op:
+                self.boundary.add(e.out)
+                depth[e.out] = 0
+                continue
+            d = 1 + max((depth[r] for r in internal if r not in self.boundary), default=0)
+            if d > MAX_INLINE_DEPTH and e.out.aval[1]:
+                self.boundary.add(e.out)
+                d = 0
+            depth[e.out] = d
+        self.phase = phase
+        self.stored = [e.out for e in self.run if e.out.aval[1] and
+                       (e.out in needed or (e.out in self.boundary and not self._is_sum(e)))]
+        self.returned = [e.out for e in self.run if not e.out.aval[1] and e.out in needed]
+
+    def _is_sum(self, e):
+        return e.op.name == "sum" and OPS.get("sum") is e.op
+
+    # names
+    def new(self, prefix="v"):
+        self.count += 1
+        return f"{prefix}{self.count}"
+
+    def emit(self, line):
+        self.lines.append("    " * self.indent + line)
+
+    def arg(self, ref):
+        key = ref if isinstance(ref, Var) else ("c", id(ref.value))
+        name = self.arg_names.get(key)
+        if name is None:
+            name = self.arg_names[key] = f"a{len(self.args)}"
+            self.args.append(ref)
+        return name
+
+    def lookup(self, key):
+        for scope in reversed(self.scopes):
+            if key in scope:
+                return scope[key]
+        return None
+
+    # values
+    def value(self, ref, idx):
+        """A name (or literal) of ``ref`` at index ``idx``, emitting what computes it."""
+        key = (ref if isinstance(ref, Var) else id(ref), idx)
+        found = self.lookup(key)
+        if found is not None:
+            return found
+        eqn = self.defs.get(ref) if isinstance(ref, Var) else None
+        if eqn is None:
+            name = self.load(self.arg(ref), _aval(ref), idx)
+        elif ref in self.acc:
+            name = self.acc[ref]
+        elif ref in self.out_names and self.phase[ref] < self.current_phase:
+            name = self.load(self.out_names[ref], ref.aval, idx)
+        else:
+            name = self.compute(eqn, idx)
+        self.scopes[-1][key] = name
+        return name
+
+    def load(self, array, aval, idx):
+        if not aval[1]:
+            if aval[0] is np.ndarray:
+                return self.bind(f"{array}[()]")
+            return array
+        return self.bind(f"{array}[{', '.join(_index_text(a) for a in idx)}]")
+
+    def bind(self, text):
+        name = self.new()
+        self.emit(f"{name} = {text}")
+        return name
+
+    def compute(self, eqn, idx):
+        name = eqn.op.name if OPS.get(eqn.op.name) is eqn.op else None
+        if name == "getitem":
+            return self.getitem(eqn, idx)
+        if name in ("untake", "index_add"):
+            return self.scatter(eqn, idx)
+        shape = eqn.out.aval[1]
+        args = []
+        for r in eqn.ins:
+            s = _aval(r)[1]
+            lead = len(shape) - len(s)
+            args.append(self.value(r, tuple(
+                (None, 0) if n == 1 and shape[lead + k] != 1 else idx[lead + k]
+                for k, n in enumerate(s))))
+        return self.bind(eqn.op.loop.format(*args))
+
+    def getitem(self, eqn, idx):
+        x = eqn.ins[0]
+        axes = _basic_index(eqn.params["index"], _aval(x)[1])
+        it = iter(idx)
+        src = []
+        for kind, start, _, _ in axes:  # steps are 1 (see fusible)
+            if kind == "int":
+                src.append((None, start))
+            else:
+                var, add = next(it)
+                src.append((var, add + start))
+        return self.bind(eqn.op.loop.format(self.value(x, tuple(src))))
+
+    def scatter(self, eqn, idx):
+        """untake (zeros with g at index) and index_add (base plus g at index)."""
+        g = eqn.ins[-1]
+        axes = _basic_index(eqn.params["index"], eqn.out.aval[1])
+        tests, src = [], []
+        for (kind, start, _, n), (var, add) in zip(axes, idx):
+            low, high = (start, start + 1) if kind == "int" else (start, start + n)
+            if var is None:
+                if not low <= add < high:
+                    tests.append("False")
+            else:
+                first, last = add, add + self.loop_range[var] - 1
+                if last < low or first >= high:
+                    tests.append("False")
+                else:
+                    if first < low:
+                        tests.append(f"{var} >= {low - add}")
+                    if last >= high:
+                        tests.append(f"{var} < {high - add}")
+            if kind == "slice":
+                src.append((var, add - start))
+        name = self.new()
+        base = _zero(_dtype(eqn.out.aval)) if eqn.op.name == "untake" else \
+            self.value(eqn.ins[0], idx)
+        if "False" in tests:
+            self.emit(f"{name} = {base}")
+            return name
+        if tests:
+            self.emit(f"{name} = {base}")
+            self.emit(f"if {' and '.join(tests)}:")
+            self.indent += 1
+            self.scopes.append({})
+        gname = self.value(g, tuple(src))
+        if eqn.op.name == "untake":
+            self.emit(f"{name} = {eqn.op.loop.format(gname)}")
+        else:
+            self.emit(f"{name} = {eqn.op.loop.format(name if tests else base, gname)}")
+        if tests:
+            self.scopes.pop()
+            self.indent -= 1
+        return name
+
+    # the whole kernel
+    def source(self, name):
+        self.acc = {}
+        self.out_names = {v: f"o{k}" for k, v in enumerate(self.stored)}
+        sums = [e for e in self.run if self._is_sum(e)]
+        groups = {}  # (phase, shape) -> [("store", var) | ("sum", eqn)], first-seen order
+        for e in self.run:
+            if e.out in self.out_names:
+                groups.setdefault((self.phase[e.out], e.out.aval[1]), []).append(("store", e))
+            elif e in sums:
+                shape = _aval(e.ins[0])[1]
+                groups.setdefault((self.phase[e.out], shape), []).append(("sum", e))
+        phases = sorted({p for p, _ in groups} | {self.phase[e.out] for e in self.run})
+        for p in phases:
+            self.current_phase = p
+            for e in self.run:  # 0-d values once, before the loops
+                if not e.out.aval[1] and self.phase[e.out] == p and not self._is_sum(e) \
+                        and e.out not in self.acc:
+                    self.value(e.out, ())
+            for (q, shape), items in groups.items():
+                if q == p:
+                    self.loop(shape, items)
+        results = [self.value(v, ()) for v in self.returned]
+        if results:
+            self.emit(f"return ({', '.join(results)}{',' if len(results) == 1 else ''})")
+        params = [self.arg_names[r if isinstance(r, Var) else ("c", id(r.value))]
+                  for r in self.args] + list(self.out_names.values())
+        header = [f"def {name}({', '.join(params)}):"]
+        return "\n".join(header + (self.lines or ["    pass"])) + "\n"
+
+    def loop(self, shape, items):
+        for _, e in items:
+            if self._is_sum(e):
+                acc = self.acc[e.out] = self.new("s")
+                self.emit(f"{acc} = {_zero(_dtype(e.out.aval))}")
+        idx = []
+        for k, n in enumerate(shape):
+            var = f"i{k}"
+            self.loop_range[var] = n
+            self.emit(f"for {var} in range({n}):")
+            self.indent += 1
+            idx.append((var, 0))
+        idx = tuple(idx)
+        self.scopes.append({})
+        for kind, e in items:
+            if kind == "store":
+                v = self.value(e.out, idx)
+                self.emit(f"{self.out_names[e.out]}[{', '.join(v for v, _ in idx)}] = {v}"
+                          if shape else f"{self.out_names[e.out]}[()] = {v}")
+            else:
+                acc = self.acc[e.out]
+                v = self.value(e.ins[0], idx)
+                self.emit(f"{acc} = {e.op.loop.format(acc, v)}")
+        self.scopes.pop()
+        self.indent -= len(shape)
+
+
+# ---- compiling kernels ---------------------------------------------------------------
+
+_KERNELS = {}  # source hash -> numba dispatcher (identical runs share one kernel)
+
+
+def cache_dir():
+    """Where kernel sources (and numba's cache of them) are written:
+    ``$DUALREV_CACHE_DIR`` or ``~/.cache/dualrev/numba``, else a temporary
+    directory."""
+    path = os.environ.get("DUALREV_CACHE_DIR") or \
+        os.path.join(os.path.expanduser("~"), ".cache", "dualrev", "numba")
+    try:
+        os.makedirs(path, exist_ok=True)
+        if os.access(path, os.W_OK):
+            return path
+    except OSError:
+        pass
+    path = os.path.join(tempfile.gettempdir(), "dualrev-numba")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _kernel_function(source):
+    """The numba dispatcher of a kernel's source (``def kernel(...)``)."""
+    numba = require_numba()
+    digest = hashlib.sha1(source.encode()).hexdigest()[:20]
+    found = _KERNELS.get(digest)
+    if found is not None:
+        return found
+    module_name = f"dualrev_kernel_{digest}"
+    path = os.path.join(cache_dir(), module_name + ".py")
+    text = "import math\nimport numpy as np\n\n\n" + source
+    if not os.path.exists(path) or open(path).read() != text:
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    dispatcher = numba.njit(cache=True, error_model="numpy")(module.kernel)
+    _KERNELS[digest] = dispatcher
+    return dispatcher
+
+
+def _numba_type(numba, ref):
+    if isinstance(ref, Const):
+        return numba.typeof(ref.value)
+    kind, shape, _ = ref.aval
+    dtype = numba.from_dtype(_dtype(ref.aval))
+    if kind is np.ndarray:
+        return numba.types.Array(dtype, len(shape), "C")
+    return dtype
+
+
+# ---- the program: kernels between NumPy calls --------------------------------------
+
+def _runs(program):
+    """The body as items: ``("run", start, equations)`` for maximal runs of
+    fusible equations that compute something, else ``("item", k, item)``."""
+    out, run, start = [], [], 0
+
+    def flush():
+        if run and any(e.op.name != "getitem" for e in run):
+            out.append(("run", start, list(run)))
+        else:
+            out.extend(("item", start + j, e) for j, e in enumerate(run))
+        run.clear()
+
+    for k, item in enumerate(program.body):
+        if isinstance(item, Equation) and fusible(item):
+            if not run:
+                start = k
+            run.append(item)
+        else:
+            flush()
+            out.append(("item", k, item))
+    flush()
+    return out
+
+
+class _Driver(_Generator):
+    """Python source calling the kernels and, between them, NumPy."""
+
+    def __init__(self, program):
+        super().__init__(program)
+        self.kernels = []  # (kernel name, source, equations, argument types)
+
+    def source(self, name):
+        numba = require_numba()
+        program = self.program
+        args = [self.assign(v) for v in program.inputs]
+        lines = [f"def {name}({', '.join(args)}):"]
+        self.names.namespace["np_empty"] = np.empty
+        for kind, k, item in _runs(program):
+            if kind == "run":
+                lines.extend("    " + line for line in self.run(numba, k, item))
+            elif isinstance(item, Equation):
+                lines.append("    " + self.equation(item, k))
+            else:
+                lines.append("    " + self.guard(item, k))
+        outs = ", ".join(self.ref(r) for r in program.outputs)
+        lines.append(f"    return ({outs}{',' if len(program.outputs) == 1 else ''})")
+        return "\n".join(lines) + "\n", self.names.namespace
+
+    def run(self, numba, start, run):
+        end = start + len(run)
+        needed = {r for r, last in self.last.items() if last >= end and r in
+                  {e.out for e in run}}
+        kernel = _Kernel(run, needed)
+        source = kernel.source("kernel")
+        kname = f"kernel{len(self.kernels)}"
+        types = [_numba_type(numba, r) for r in kernel.args] + \
+            [_numba_type(numba, v) for v in kernel.stored]
+        self.kernels.append((kname, source, run, types))
+        self.names.namespace[kname] = None  # bound by build()
+        call_args = [self.ref(r) for r in kernel.args]
+        lines = []
+        outs = []
+        for v in kernel.stored:
+            if v in needed:
+                target = self.assign(v)
+            else:
+                target = f"w{len(outs)}"
+            shape = self.names.value(v.aval[1], "p")
+            dtype = self.names.value(_dtype(v.aval), "p")
+            lines.append(f"{target} = np_empty({shape}, {dtype})")
+            outs.append(target)
+        call = f"{kname}({', '.join(call_args + outs)})"
+        if kernel.returned:
+            names = [self.assign(v) for v in kernel.returned]
+            lines.append(f"{', '.join(names)}{',' if len(names) == 1 else ''} = {call}")
+            for v, n in zip(kernel.returned, names):
+                as_type = _scalar_type(v.aval)
+                if as_type is not None:
+                    lines.append(f"{n} = {self.names.value(as_type, 'p')}({n})")
+        else:
+            lines.append(call)
+        for j, e in enumerate(run):
+            self.release(start + j, e.ins)
+        return lines
+
+
+def _scalar_type(aval):
+    """How a kernel's scalar result becomes the value staging saw."""
+    kind, _, dtype = aval
+    if kind is np.ndarray:
+        return _ArrayOf(np.dtype(dtype))
+    if kind in (float, int, bool):
+        return None
+    return kind
+
+
+class _ArrayOf:
+    """A 0-d array of ``dtype`` from a scalar."""
+
+    __slots__ = ("dtype",)
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def __call__(self, v):
+        return np.array(v, dtype=self.dtype)
+
+
+def generate_numba(program, name="replay"):
+    """``(source, namespace, kernel sources, compile seconds)`` of ``program``
+    with its fusible runs as numba kernels; raises :class:`NumbaUnsupported`
+    naming the op when numba cannot compile a kernel."""
+    numba = require_numba()
+    driver = _Driver(program)
+    source, namespace = driver.source(name)
+    start = time.perf_counter()
+    kernel_sources = []
+    for kname, ksource, run, types in driver.kernels:
+        kernel_sources.append(ksource.replace("def kernel(", f"def {kname}(", 1))
+        try:
+            dispatcher = _kernel_function(ksource)
+            dispatcher.compile(tuple(types))
+        except Exception as error:  # numba's typing and lowering errors
+            raise NumbaUnsupported(_culprit(numba, run), str(error).splitlines()[0]) \
+                from error
+        namespace[kname] = dispatcher
+    return source, namespace, kernel_sources, time.perf_counter() - start
+
+
+def _culprit(numba, run):
+    """The name of the first op of ``run`` whose loop body numba cannot compile
+    on scalars of its arguments' dtypes (the run's first op if each can)."""
+    for e in run:
+        if e.op.name in ("getitem", "untake", "index_add", "sum"):
+            continue
+        names = [f"x{k}" for k in range(len(e.ins))]
+        src = f"def probe({', '.join(names)}):\n    return {e.op.loop.format(*names)}\n"
+        namespace = {"np": np, "math": __import__("math")}
+        try:
+            exec(src, namespace)
+            types = tuple(numba.from_dtype(_dtype(_aval(r))) for r in e.ins)
+            numba.njit(error_model="numpy")(namespace["probe"]).compile(types)
+        except Exception:
+            return e.op.name
+    return run[0].op.name
