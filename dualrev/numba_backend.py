@@ -24,6 +24,7 @@ so a later process loads them from disk.
 """
 
 import hashlib
+import itertools
 import importlib.util
 import os
 import sys
@@ -43,6 +44,9 @@ JIT_EXTRA = "dualrev[jit]"
 #: Array values inlined into one another before a kernel stores one in a loop
 #: of its own (bounds the depth of the expression a loop body computes).
 MAX_INLINE_DEPTH = 64
+
+#: Loop nests a kernel may peel one loop into (beyond it, tests stay inside).
+MAX_PEELED_LOOPS = 16
 
 _NUMERIC = "biuf"
 
@@ -116,6 +120,12 @@ def _basic_index(index, shape):
     return axes
 
 
+def _is_two(ref):
+    v = ref.value if isinstance(ref, Const) else None
+    return isinstance(v, (int, float, np.integer, np.floating)) and \
+        not isinstance(v, (bool, np.bool_)) and v == 2
+
+
 def _region_shape(axes):
     return tuple(n for kind, _, _, n in axes if kind == "slice")
 
@@ -178,6 +188,7 @@ class _Kernel:
         self.count = 0
         self.loop_range = {}
         self.current_phase = 0
+        self.breaks = None
         self._plan(needed)
 
     # planning: phases, what is stored, what accumulates
@@ -272,7 +283,10 @@ class _Kernel:
             args.append(self.value(r, tuple(
                 (None, 0) if n == 1 and shape[lead + k] != 1 else idx[lead + k]
                 for k, n in enumerate(s))))
-        return self.bind(eqn.op.loop.format(*args))
+        loop = eqn.op.loop
+        if eqn.op is OPS.get("power") and _is_two(eqn.ins[1]):
+            loop = "{0} * {0}"  # NumPy's x ** 2 is np.square, exactly
+        return self.bind(loop.format(*args))
 
     def getitem(self, eqn, idx):
         x = eqn.ins[0]
@@ -298,7 +312,8 @@ class _Kernel:
                 if not low <= add < high:
                     tests.append("False")
             else:
-                first, last = add, add + self.loop_range[var] - 1
+                lo, hi = self.loop_range[var]
+                first, last = lo + add, hi - 1 + add
                 if last < low or first >= high:
                     tests.append("False")
                 else:
@@ -306,6 +321,8 @@ class _Kernel:
                         tests.append(f"{var} >= {low - add}")
                     if last >= high:
                         tests.append(f"{var} < {high - add}")
+                    if self.breaks is not None:
+                        self.breaks[var].update((low - add, high - add))
             if kind == "slice":
                 src.append((var, add - start))
         name = self.new()
@@ -360,30 +377,46 @@ class _Kernel:
         return "\n".join(header + (self.lines or ["    pass"])) + "\n"
 
     def loop(self, shape, items):
+        """One loop nest over ``shape`` computing ``items``. The range of each
+        loop is cut where a slice's padding starts or ends (peeled), so that
+        no test is left inside the loops."""
         for _, e in items:
             if self._is_sum(e):
                 acc = self.acc[e.out] = self.new("s")
                 self.emit(f"{acc} = {_zero(_dtype(e.out.aval))}")
-        idx = []
-        for k, n in enumerate(shape):
-            var = f"i{k}"
-            self.loop_range[var] = n
-            self.emit(f"for {var} in range({n}):")
+        loop_vars = [f"i{k}" for k in range(len(shape))]
+        mark, count = len(self.lines), self.count
+        self.breaks = {v: set() for v in loop_vars}
+        self.nest(loop_vars, [(0, n) for n in shape], items)  # finds the cuts
+        del self.lines[mark:]
+        self.count = count
+        cuts = [sorted({0, n} | {b for b in self.breaks[v] if 0 < b < n})
+                for v, n in zip(loop_vars, shape)]
+        pieces = [list(zip(c, c[1:])) for c in cuts]
+        if int(np.prod([len(p) for p in pieces])) > MAX_PEELED_LOOPS:
+            pieces = [[(0, n)] for n in shape]
+        self.breaks = None
+        for ranges in itertools.product(*pieces):
+            self.nest(loop_vars, ranges, items)
+
+    def nest(self, loop_vars, ranges, items):
+        for var, (low, high) in zip(loop_vars, ranges):
+            self.loop_range[var] = (low, high)
+            self.emit(f"for {var} in range({low}, {high}):")
             self.indent += 1
-            idx.append((var, 0))
-        idx = tuple(idx)
+        idx = tuple((var, 0) for var in loop_vars)
         self.scopes.append({})
         for kind, e in items:
             if kind == "store":
                 v = self.value(e.out, idx)
-                self.emit(f"{self.out_names[e.out]}[{', '.join(v for v, _ in idx)}] = {v}"
-                          if shape else f"{self.out_names[e.out]}[()] = {v}")
+                target = ", ".join(loop_vars) if loop_vars else "()"
+                self.emit(f"{self.out_names[e.out]}[{target}] = {v}")
             else:
                 acc = self.acc[e.out]
                 v = self.value(e.ins[0], idx)
                 self.emit(f"{acc} = {e.op.loop.format(acc, v)}")
         self.scopes.pop()
-        self.indent -= len(shape)
+        self.indent -= len(loop_vars)
 
 
 # ---- compiling kernels ---------------------------------------------------------------
