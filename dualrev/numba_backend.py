@@ -529,6 +529,8 @@ class _Driver(_Generator):
         end = start + len(run)
         needed = {r for r, last in self.last.items() if last >= end and r in
                   {e.out for e in run}}
+        if len(run) >= INTERPRET_MIN and all(_interpretable(e) for e in run):
+            return self.interpreted(start, run, needed)
         kernel = _Kernel(run, needed)
         source = kernel.source("kernel")
         kname = f"kernel{len(self.kernels)}"
@@ -562,15 +564,139 @@ class _Driver(_Generator):
             self.release(start + j, e.ins)
         return lines
 
+    def interpreted(self, start, run, needed):
+        program = _Instructions(run, needed)
+        kname = f"kernel{len(self.kernels)}"
+        self.kernels.append((kname, None, run, program))
+        self.names.namespace[kname] = program
+        call = f"{kname}({', '.join(self.ref(r) for r in program.var_args)})"
+        lines = []
+        if program.returned:
+            names = [self.assign(v) for v in program.returned]
+            lines.append(f"{', '.join(names)}{',' if len(names) == 1 else ''} = {call}")
+            for v, n in zip(program.returned, names):
+                lines.append(f"{n} = {self.names.value(_scalar_type(v.aval), 'p')}({n})")
+        for j, e in enumerate(run):
+            self.release(start + j, e.ins)
+        return lines
+
 
 def _scalar_type(aval):
     """How a kernel's scalar result becomes the value staging saw."""
     kind, _, dtype = aval
     if kind is np.ndarray:
         return _ArrayOf(np.dtype(dtype))
-    if kind in (float, int, bool):
-        return None
     return kind
+
+
+# ---- long scalar runs: instructions for one compiled interpreter ---------------------
+
+#: Runs of scalar equations at least this long run as instructions of one
+#: compiled interpreter (numba's compile time grows faster than linearly with
+#: the length of a straight-line function; the interpreter compiles once).
+INTERPRET_MIN = 256
+
+_STRUCTURAL = ("getitem", "untake", "index_add", "sum")
+
+
+def _interpretable(eqn):
+    """A 0-d equation of float64 and bool values (integer or float constants)."""
+    if eqn.op.name in _STRUCTURAL or OPS.get(eqn.op.name) is not eqn.op or eqn.params \
+            or len(eqn.ins) > 3 or eqn.out.aval[1] or _dtype(eqn.out.aval).kind not in "fb":
+        return False
+    for r in eqn.ins:
+        if isinstance(r, Const):
+            if not isinstance(r.value, (int, float, np.integer, np.floating, np.bool_)):
+                return False
+        elif r.aval[1] or _dtype(r.aval).kind not in "fb" or r.aval[0] is np.ndarray:
+            return False
+    return True
+
+
+def _interpreter_ops():
+    """The ops an interpreter runs, in code order: every elementwise op of the
+    registry with a loop body."""
+    return [op for name, op in sorted(OPS.items())
+            if op.loop is not None and name not in _STRUCTURAL]
+
+
+_INTERPRETERS = {}
+
+
+def _interpreter():
+    """(op -> code, compiled interpreter) for the registry as it is now."""
+    ops = _interpreter_ops()
+    key = tuple((op.name, op.loop) for op in ops)
+    found = _INTERPRETERS.get(key)
+    if found is not None:
+        return found
+    lines = ["def kernel(code, arg0, arg1, arg2, dst, r):",
+             "    for k in range(code.shape[0]):",
+             "        c = code[k]",
+             "        x0 = r[arg0[k]]",
+             "        x1 = r[arg1[k]]",
+             "        x2 = r[arg2[k]]"]
+    for k, op in enumerate(ops):
+        lines.append(f"        {'if' if k == 0 else 'elif'} c == {k}:")
+        lines.append(f"            v = np.float64({op.loop.format('x0', 'x1', 'x2')})")
+    lines.append("        else:")
+    lines.append("            v = np.nan")
+    lines.append("        r[dst[k]] = v")
+    found = _INTERPRETERS[key] = ({op: k for k, op in enumerate(ops)},
+                                  _kernel_function("\n".join(lines) + "\n"))
+    return found
+
+
+class _Instructions:
+    """A run of scalar equations as register instructions (registers are
+    float64; booleans are 0.0 and 1.0), called like a kernel with the run's
+    outside values; returns the values needed after the run."""
+
+    def __init__(self, run, needed):
+        codes, self.interpret = _interpreter()
+        slots = {}
+        template = []
+        self.var_args, var_slots = [], []
+
+        def slot(ref):
+            key = ref if isinstance(ref, Var) else ("c", id(ref.value))
+            if key not in slots:
+                slots[key] = len(template)
+                template.append(float(ref.value) if isinstance(ref, Const) else 0.0)
+                if isinstance(ref, Var):
+                    self.var_args.append(ref)
+                    var_slots.append(slots[key])
+            return slots[key]
+
+        rows = []
+        for e in run:
+            ins = [slot(r) for r in e.ins]
+            op = OPS["square"] if e.op is OPS.get("power") and _is_two(e.ins[1]) else e.op
+            if op is OPS.get("square"):
+                ins = ins[:1]
+            slots[e.out] = len(template)
+            template.append(0.0)
+            ins += [0] * (3 - len(ins))
+            rows.append((codes[op], *ins, slots[e.out]))
+        table = np.array(rows, dtype=np.int64).reshape(-1, 5)
+        self.code, self.arg0, self.arg1, self.arg2, self.dst = \
+            (np.ascontiguousarray(table[:, k]) for k in range(5))
+        self.template = np.array(template)
+        self.var_slots = var_slots
+        self.returned = [e.out for e in run if e.out in needed]
+        self.out_slots = [slots[v] for v in self.returned]
+
+    def compile(self):
+        numba = require_numba()
+        index = numba.types.Array(numba.int64, 1, "C")
+        self.interpret.compile((index,) * 5 + (numba.types.Array(numba.float64, 1, "C"),))
+
+    def __call__(self, *values):
+        r = self.template.copy()
+        for k, v in zip(self.var_slots, values):
+            r[k] = v
+        self.interpret(self.code, self.arg0, self.arg1, self.arg2, self.dst, r)
+        return [r[k] for k in self.out_slots]
 
 
 class _ArrayOf:
@@ -595,8 +721,11 @@ def generate_numba(program, name="replay"):
     start = time.perf_counter()
     kernel_sources = []
     for kname, ksource, run, types in driver.kernels:
-        kernel_sources.append(ksource.replace("def kernel(", f"def {kname}(", 1))
         try:
+            if ksource is None:  # instructions of the interpreter
+                types.compile()
+                continue
+            kernel_sources.append(ksource.replace("def kernel(", f"def {kname}(", 1))
             dispatcher = _kernel_function(ksource)
             dispatcher.compile(tuple(types))
         except Exception as error:  # numba's typing and lowering errors
@@ -609,9 +738,12 @@ def generate_numba(program, name="replay"):
 def _culprit(numba, run):
     """The name of the first op of ``run`` whose loop body numba cannot compile
     on scalars of its arguments' dtypes (the run's first op if each can)."""
+    seen = set()
     for e in run:
-        if e.op.name in ("getitem", "untake", "index_add", "sum"):
+        key = (e.op, tuple(_dtype(_aval(r)) for r in e.ins))
+        if e.op.name in _STRUCTURAL or key in seen:
             continue
+        seen.add(key)
         names = [f"x{k}" for k in range(len(e.ins))]
         src = f"def probe({', '.join(names)}):\n    return {e.op.loop.format(*names)}\n"
         namespace = {"np": np, "math": __import__("math")}
