@@ -45,6 +45,10 @@ JIT_EXTRA = "dualrev[jit]"
 #: of its own (bounds the depth of the expression a loop body computes).
 MAX_INLINE_DEPTH = 64
 
+#: Runs of 0-d equations shorter than this stay NumPy calls (a kernel call
+#: costs more than a few operations on NumPy scalars).
+MIN_SCALAR_RUN = 8
+
 #: Loop nests a kernel may peel one loop into (beyond it, tests stay inside).
 MAX_PEELED_LOOPS = 16
 
@@ -140,11 +144,15 @@ def fusible(eqn):
     name = op.name
     if name == "getitem":
         axes = _basic_index(eqn.params["index"], _aval(eqn.ins[0])[1])
-        return axes is not None and all(step == 1 for _, _, step, _ in axes)
+        return axes is not None and all(k == "int" or step == 1 for k, _, step, _ in axes)
     if name in ("untake", "index_add"):
+        # A region (a slice), read back as index arithmetic; one element
+        # (integers only) is a scatter, cheaper as a NumPy call than a test
+        # in every iteration of a loop over the whole array.
         shape = eqn.out.aval[1]
         axes = _basic_index(eqn.params["index"], shape)
-        return axes is not None and all(step == 1 for _, _, step, _ in axes) and \
+        return axes is not None and any(k == "slice" for k, _, _, _ in axes) and \
+            all(k == "int" or step == 1 for k, _, step, _ in axes) and \
             _aval(eqn.ins[-1])[1] == _region_shape(axes)
     if name == "sum":
         if eqn.params["keepdims"]:
@@ -483,7 +491,9 @@ def _runs(program):
     out, run, start = [], [], 0
 
     def flush():
-        if run and any(e.op.name != "getitem" for e in run):
+        scalar = all(not e.out.aval[1] for e in run)
+        if run and any(e.op.name != "getitem" for e in run) and \
+                (len(run) >= MIN_SCALAR_RUN or not scalar):
             out.append(("run", start, list(run)))
         else:
             out.extend(("item", start + j, e) for j, e in enumerate(run))
@@ -599,8 +609,21 @@ INTERPRET_MIN = 256
 _STRUCTURAL = ("getitem", "untake", "index_add", "sum")
 
 
+def _element_read(eqn):
+    """Is ``eqn`` ``x[i, j...]`` reading one element of an input float64 array?"""
+    if eqn.op is not OPS.get("getitem") or not isinstance(eqn.ins[0], Var):
+        return False
+    kind, shape, _ = eqn.ins[0].aval
+    axes = _basic_index(eqn.params["index"], shape)
+    return kind is np.ndarray and _dtype(eqn.ins[0].aval) == np.float64 and \
+        axes is not None and all(k == "int" for k, _, _, _ in axes)
+
+
 def _interpretable(eqn):
-    """A 0-d equation of float64 and bool values (integer or float constants)."""
+    """A 0-d equation of float64 and bool values (integer or float constants),
+    or the read of one element of a float64 array."""
+    if _element_read(eqn):
+        return True
     if eqn.op.name in _STRUCTURAL or OPS.get(eqn.op.name) is not eqn.op or eqn.params \
             or len(eqn.ins) > 3 or eqn.out.aval[1] or _dtype(eqn.out.aval).kind not in "fb":
         return False
@@ -668,8 +691,22 @@ class _Instructions:
                     var_slots.append(slots[key])
             return slots[key]
 
+        blocks = {}  # array Var -> its first register (its elements, flattened)
+        self.blocks = []
         rows = []
         for e in run:
+            if _element_read(e):
+                x = e.ins[0]
+                if x not in blocks:
+                    blocks[x] = len(template)
+                    template.extend([0.0] * int(np.prod(x.aval[1])))
+                    self.blocks.append((len(self.var_args), blocks[x]))
+                    self.var_args.append(x)
+                    var_slots.append(None)
+                axes = _basic_index(e.params["index"], x.aval[1])
+                flat = np.ravel_multi_index(tuple(k for _, k, _, _ in axes), x.aval[1])
+                slots[e.out] = blocks[x] + int(flat)
+                continue
             ins = [slot(r) for r in e.ins]
             op = OPS["square"] if e.op is OPS.get("power") and _is_two(e.ins[1]) else e.op
             if op is OPS.get("square"):
@@ -694,7 +731,11 @@ class _Instructions:
     def __call__(self, *values):
         r = self.template.copy()
         for k, v in zip(self.var_slots, values):
-            r[k] = v
+            if k is not None:
+                r[k] = v
+        for j, start in self.blocks:
+            v = values[j]
+            r[start:start + v.size] = v.ravel()
         self.interpret(self.code, self.arg0, self.arg1, self.arg2, self.dst, r)
         return [r[k] for k in self.out_slots]
 
