@@ -27,6 +27,7 @@ LAYERS = (
     ("ops",),
     ("forward", "reverse", "staging"),
     ("passes", "codegen"),
+    ("numba_backend",),
     ("compiled",),
     ("costmodel",),
     ("api",),
