@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from .codegen import INFIX, _Generator
+from .codegen import INFIX, Generator
 from .registry import OPS
 from .staging import Const, Equation, Var
 
@@ -319,7 +319,10 @@ class _Kernel:
             else:
                 var, add = next(it)
                 src.append((var, add + start))
-        return self.bind(eqn.op.loop.format(self.value(x, tuple(src))))
+        return self._apply(eqn.op.loop, self.value(x, tuple(src)))
+
+    def _apply(self, loop, *names):
+        return names[0] if loop == "{0}" else self.bind(loop.format(*names))
 
     def scatter(self, eqn, idx):
         """untake (zeros with g at index) and index_add (base plus g at index)."""
@@ -345,12 +348,15 @@ class _Kernel:
                         self.breaks[var].update((low - add, high - add))
             if kind == "slice":
                 src.append((var, add - start))
-        name = self.new()
         base = _zero(_dtype(eqn.out.aval)) if eqn.op.name == "untake" else \
             self.value(eqn.ins[0], idx)
         if "False" in tests:
-            self.emit(f"{name} = {base}")
-            return name
+            return self.bind(base) if eqn.op.name == "untake" else base
+        if not tests:
+            gname = self.value(g, tuple(src))
+            return self._apply(eqn.op.loop, *((gname,) if eqn.op.name == "untake"
+                                              else (base, gname)))
+        name = self.new()
         if tests:
             self.emit(f"{name} = {base}")
             self.emit(f"if {' and '.join(tests)}:")
@@ -523,7 +529,7 @@ def _runs(program):
     return out
 
 
-class _Driver(_Generator):
+class _Driver(Generator):
     """Python source calling the kernels and, between them, NumPy."""
 
     def __init__(self, program):
