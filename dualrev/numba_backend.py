@@ -467,6 +467,14 @@ def cache_dir():
     return path
 
 
+def _holds(path, text):
+    try:
+        with open(path) as f:
+            return f.read() == text
+    except OSError:
+        return False
+
+
 def _kernel_function(source):
     """The numba dispatcher of a kernel's source (``def kernel(...)``)."""
     numba = require_numba()
@@ -477,7 +485,7 @@ def _kernel_function(source):
     module_name = f"dualrev_kernel_{digest}"
     path = os.path.join(cache_dir(), module_name + ".py")
     text = "import math\nimport numpy as np\n\n\n" + source
-    if not os.path.exists(path) or open(path).read() != text:
+    if not _holds(path, text):
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
             f.write(text)
