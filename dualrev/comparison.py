@@ -416,16 +416,16 @@ def format_table(reports):
     predicted measured
     """
     text = _render(JACOBIAN_COLUMNS, [_jacobian_row(r) for r in reports])
-    with_hvp = [r for r in reports if r.hvp]
-    if with_hvp:
-        modes = tuple(res.mode for res in with_hvp[0].hvp)
-        columns = ("HVP (time / f)", "n") + modes + ("predicted", "measured")
-        text += "\n\n" + _render(columns, [_hvp_row(r) for r in with_hvp])
     with_compiled = [r for r in reports if r.compiled]
     if with_compiled:
         modes = tuple(res.mode for res in with_compiled[0].compiled)
         columns = ("gradient (time / f)", "n") + modes + ("staging s", "numba compile s")
         text += "\n\n" + _render(columns, [_compiled_row(r) for r in with_compiled])
+    with_hvp = [r for r in reports if r.hvp]
+    if with_hvp:
+        modes = tuple(res.mode for res in with_hvp[0].hvp)
+        columns = ("HVP (time / f)", "n") + modes + ("predicted", "measured")
+        text += "\n\n" + _render(columns, [_hvp_row(r) for r in with_hvp])
     return text
 
 
