@@ -542,7 +542,9 @@ class _Driver(Generator):
 
     def __init__(self, program):
         super().__init__(program)
-        self.kernels = []  # (kernel name, source, equations, argument types)
+        self.kernels = []
+        self.outputs = {r for r in program.outputs if isinstance(r, Var)} | \
+            {g.var for g in program.guards}  # (kernel name, source, equations, argument types)
 
     def source(self, name):
         numba = require_numba()
@@ -591,14 +593,19 @@ class _Driver(Generator):
             names = [self.assign(v) for v in kernel.returned]
             lines.append(f"{', '.join(names)}{',' if len(names) == 1 else ''} = {call}")
             for v, n in zip(kernel.returned, names):
-                as_type = _scalar_type(v.aval)
-                if as_type is not None:
-                    lines.append(f"{n} = {self.names.value(as_type, 'p')}({n})")
+                if self.converted(v):
+                    lines.append(f"{n} = {self.names.value(_scalar_type(v.aval), 'p')}({n})")
         else:
             lines.append(call)
         for j, e in enumerate(run):
             self.release(start + j, e.ins)
         return lines
+
+    def converted(self, var):
+        """Must a scalar result become the type staging saw? Program outputs
+        and values guards read must; a float64 read only by NumPy calls need
+        not (NumPy computes the same on a Python float)."""
+        return var in self.outputs or var.aval[0] is not np.float64
 
     def interpreted(self, start, run, needed):
         program = _Instructions(run, needed)
@@ -611,7 +618,8 @@ class _Driver(Generator):
             names = [self.assign(v) for v in program.returned]
             lines.append(f"{', '.join(names)}{',' if len(names) == 1 else ''} = {call}")
             for v, n in zip(program.returned, names):
-                lines.append(f"{n} = {self.names.value(_scalar_type(v.aval), 'p')}({n})")
+                if self.converted(v):
+                    lines.append(f"{n} = {self.names.value(_scalar_type(v.aval), 'p')}({n})")
         for j, e in enumerate(run):
             self.release(start + j, e.ins)
         return lines
