@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from .codegen import INFIX, Generator
+from .codegen import Generator
 from .registry import OPS
 from .staging import Const, Equation, Var
 

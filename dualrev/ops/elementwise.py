@@ -140,7 +140,8 @@ logaddexp = defbinary("logaddexp", np.logaddexp, logaddexp_dx, logaddexp_dy,
                       doc="log(exp(x) + exp(y)), stable at any |x|; "
                           "logaddexp(0, x) is the softplus.")
 logaddexp2 = defbinary("logaddexp2", np.logaddexp2, logaddexp2_dx, logaddexp2_dy,
-                       numpy=np.logaddexp2, loop="np.logaddexp2({0}, {1})", doc="log2(2**x + 2**y), stable at any |x|.")
+                       numpy=np.logaddexp2, loop="np.logaddexp2({0}, {1})",
+                       doc="log2(2**x + 2**y), stable at any |x|.")
 copysign = defbinary("copysign", np.copysign, copysign_dx, None, numpy=np.copysign,
                      loop="np.copysign({0}, {1})",
                      doc="|x| with the sign of y; not differentiated in y "
