@@ -35,6 +35,10 @@ constant), ``total_seconds``, and ``functions``: one object per function with
 ``hvp``
     the same objects for the HVP modes (``fwd-rev, rev-rev, rev-fwd, fd``)
     of scalar functions, else ``[]``; ``hvp_predicted``, ``hvp_measured``;
+``compiled``
+    for scalar functions, the gradient ``eager``, ``compiled`` and
+    ``compiled-numba`` (with numba installed), each with ``seconds,
+    time_ratio, staging_seconds, compile_seconds, max_abs_diff, note``;
 ``cost``
     ``ops, flops, deriv_flops, rule_calls, by_op`` of the tape of ``f``.
 

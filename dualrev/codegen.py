@@ -151,10 +151,10 @@ def _reusable(program):
 def generate(program, name="replay"):
     """``(source, namespace)`` of a function ``name(*inputs)`` that runs
     ``program`` and returns its outputs as a tuple, or a :class:`Miss`."""
-    return _Generator(program).source(name)
+    return Generator(program).source(name)
 
 
-class _Generator:
+class Generator:
     def __init__(self, program):
         self.program = program
         self.names = _Names()

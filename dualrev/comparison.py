@@ -12,15 +12,17 @@ finds where they cross over a grid of sizes (:func:`crossovers`), for the
 figure of ``dualrev compare --plot`` and for the docs' sentences on it.
 """
 
+import importlib.util
 import math
 import statistics
 import time
 import tracemalloc
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .api import jacfwd, jacrev
+from .api import grad, jacfwd, jacrev
 from .compiled import compile
 from .costmodel import TapeCost, forward_passes, jacobian_costs, predict_jacobian_mode, tape_cost
 from .hvp import HVP_MODES, hvp_costs
@@ -29,8 +31,8 @@ from .registry import shape_of
 from .reverse import Tape
 from .tree import flatten
 
-__all__ = ["compare", "Report", "ModeResult", "run_catalogue", "format_table",
-           "crossover", "Crossover", "crossovers", "CROSSOVER_TOLERANCE"]
+__all__ = ["compare", "Report", "ModeResult", "CompiledResult", "run_catalogue",
+           "format_table", "crossover", "Crossover", "crossovers", "CROSSOVER_TOLERANCE"]
 
 
 def _size(x):
@@ -116,6 +118,36 @@ class ModeResult:
 
 
 @dataclass
+class CompiledResult:
+    """A scalar function's gradient run eagerly, compiled, or compiled and fused.
+
+    Attributes
+    ----------
+    mode : str
+        ``"eager"``, ``"compiled"`` (generated NumPy) or ``"compiled-numba"``
+        (fused kernels; ``"fallback"`` in ``note`` when it ran on the default
+        backend).
+    seconds, time_ratio : float
+        Median time of one call (a replay for the compiled modes), and over
+        one evaluation of ``f``; NaN when the mode could not run.
+    staging_seconds, compile_seconds : float
+        The one-time costs, apart: staging (with the passes) and numba's
+        compile time.
+    max_abs_diff : float
+        Largest difference from the eager gradient.
+    note : str
+    """
+
+    mode: str
+    seconds: float = math.nan
+    time_ratio: float = math.nan
+    staging_seconds: float = 0.0
+    compile_seconds: float = 0.0
+    max_abs_diff: float = math.nan
+    note: str = ""
+
+
+@dataclass
 class Report:
     """The comparison of the modes on one function at one point.
 
@@ -136,6 +168,9 @@ class Report:
         Every mode of :data:`dualrev.hvp.HVP_MODES`, for scalar ``f``.
     hvp_predicted, hvp_measured : str or None
         The cheaper exact HVP mode, by model and by stopwatch.
+    compiled : list of CompiledResult
+        For scalar ``f``: its gradient eager, compiled and compiled-numba
+        (when numba is installed).
     note : str
     cost : TapeCost
     """
@@ -152,6 +187,7 @@ class Report:
     hvp: list = field(default_factory=list)
     hvp_predicted: str = None
     hvp_measured: str = None
+    compiled: list = field(default_factory=list)
     note: str = ""
     cost: TapeCost = None
 
@@ -213,6 +249,44 @@ def _compare_hvps(report, f, x, f_seconds, budget):
                       budget, x)
 
 
+def _compiled_modes():
+    modes = {"compiled": "default"}
+    if importlib.util.find_spec("numba") is not None:
+        modes["compiled-numba"] = "numba"
+    return modes
+
+
+def _compare_compiled(report, f, x, f_seconds, budget):
+    """Time ``grad(f)`` eagerly and replayed by each backend of :func:`compile`."""
+    if report.m != 1:
+        return
+    eager = CompiledResult("eager")
+    reference = grad(f)(x)
+    eager.seconds = _seconds(lambda: grad(f)(x), budget)
+    eager.time_ratio, eager.max_abs_diff = eager.seconds / f_seconds, 0.0
+    report.compiled.append(eager)
+    for mode, backend in _compiled_modes().items():
+        result = CompiledResult(mode)
+        report.compiled.append(result)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a fallback shows as one in the table
+            try:
+                compiled = compile(grad(f), backend=backend)
+                compiled(x)  # stages
+                value = compiled(x)  # numba compiles for array layouts met at run time
+            except Exception as error:  # the function cannot be staged
+                result.note = f"{type(error).__name__}: {error}".splitlines()[0]
+                continue
+        program = compiled.programs[0]
+        result.staging_seconds = program.staging_seconds
+        result.compile_seconds = program.compile_seconds
+        if program.backend != backend:
+            result.note = "fallback"
+        result.seconds = _seconds(lambda: compiled(x), budget)
+        result.time_ratio = result.seconds / f_seconds
+        result.max_abs_diff = _max_abs_diff(value, reference)
+
+
 def compare(f, x, *, name=None, hvp=True, budget=0.2, note=""):
     """Differentiate ``f`` at ``x`` in every mode; predict and measure the winner.
 
@@ -237,7 +311,8 @@ def compare(f, x, *, name=None, hvp=True, budget=0.2, note=""):
     Report
         Tape counts, both Jacobians' model cost, time (also as a ratio to one
         evaluation of ``f``) and peak memory, the predicted and the measured
-        winner, and how far the two Jacobians differ.
+        winner, and how far the two Jacobians differ; for scalar ``f``,
+        its gradient eager, compiled and compiled-numba.
 
     See Also
     --------
@@ -276,6 +351,7 @@ def compare(f, x, *, name=None, hvp=True, budget=0.2, note=""):
                       f_seconds, budget, x)
     if hvp:
         _compare_hvps(report, f, x, f_seconds, budget)
+    _compare_compiled(report, f, x, f_seconds, budget)
     return report
 
 
@@ -374,6 +450,11 @@ def format_table(reports):
     predicted measured compiled staging
     """
     text = _render(JACOBIAN_COLUMNS, [_jacobian_row(r) for r in reports])
+    with_compiled = [r for r in reports if r.compiled]
+    if with_compiled:
+        modes = tuple(res.mode for res in with_compiled[0].compiled)
+        columns = ("gradient (time / f)", "n") + modes + ("staging s", "numba compile s")
+        text += "\n\n" + _render(columns, [_compiled_row(r) for r in with_compiled])
     with_hvp = [r for r in reports if r.hvp]
     if with_hvp:
         modes = tuple(res.mode for res in with_hvp[0].hvp)
@@ -568,3 +649,14 @@ def crossovers(reports, tolerance=CROSSOVER_TOLERANCE):
                       [r.mode("rev").flops for r in grid], 0.0),
             _faster(fwd[0], rev[0], tolerance), _faster(fwd[-1], rev[-1], tolerance))
     return found
+
+
+def _compiled_row(r):
+    cells = [r.name, str(r.n)]
+    for res in r.compiled:
+        cells.append(f"{res.time_ratio:.3g}" + (" (fallback)" if res.note == "fallback"
+                                                else ""))
+    staged = [res for res in r.compiled if res.mode != "eager"]
+    cells.append(f"{max((res.staging_seconds for res in staged), default=0.0):.3g}")
+    cells.append(f"{sum(res.compile_seconds for res in staged):.3g}")
+    return tuple(cells)

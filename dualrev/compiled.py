@@ -127,13 +127,25 @@ class CompiledProgram:
         Time taken to stage, optimize and generate the program.
     equations_before : int
         Number of equations staged, before the passes ran.
+    backend : str
+        The backend that runs it: ``"numba"`` or ``"default"`` (also after a
+        fallback from numba).
+    kernels : list of str
+        The source of each fused numba kernel (empty for the default backend).
+    compile_seconds : float
+        Time numba took to compile (or load from its cache) the kernels, not
+        included in ``staging_seconds``.
     """
 
-    def __init__(self, program, out_def, staging_seconds, equations_before):
+    def __init__(self, program, out_def, staging_seconds, equations_before,
+                 backend="default"):
         self.program = program
         self.out_def = out_def
         self.equations_before = equations_before
-        self.source, self.run = _build(program)
+        self.backend = backend
+        self.kernels = []
+        self.compile_seconds = 0.0
+        self.source, self.run = self._build(program)
         self.staging_seconds = staging_seconds
         self.hits = 0
 
@@ -141,11 +153,30 @@ class CompiledProgram:
         return f"<CompiledProgram: {self.program!r}>"
 
 
-def _build(program):
-    """(source, function) of ``program`` by the generated-source backend."""
-    source, namespace = generate(program)
+    def _build(self, program):
+        """(source, function) of ``program`` by this program's backend; a
+        numba kernel that does not compile falls back to the default backend
+        with a warning naming the op."""
+        if self.backend == "numba":
+            from .numba_backend import NumbaUnsupported, generate_numba
+            try:
+                source, namespace, kernels, seconds = generate_numba(program)
+            except NumbaUnsupported as error:
+                warnings.warn(f"dualrev.compile(backend='numba'): numba cannot compile op "
+                              f"{error.op!r} ({error}); this program runs on the default "
+                              "backend", RuntimeWarning, stacklevel=5)
+                self.backend = "default"
+            else:
+                self.kernels += kernels
+                self.compile_seconds += seconds
+                return source, _exec(source, namespace)
+        source, namespace = generate(program)
+        return source, _exec(source, namespace)
+
+
+def _exec(source, namespace):
     exec(builtins.compile(source, "<dualrev.compile>", "exec"), namespace)
-    return source, namespace["replay"]
+    return namespace["replay"]
 
 
 _VARYING = object()  # an output that depends on the varying inputs
@@ -156,11 +187,12 @@ class SplitProgram(CompiledProgram):
     ``run_fixed`` computes what the fixed inputs alone determine (once per
     :meth:`Compiled.fix`), ``run_varying`` the rest at each call."""
 
-    def __init__(self, program, out_def, staging_seconds, equations_before, varying):
-        super().__init__(program, out_def, staging_seconds, equations_before)
+    def __init__(self, program, out_def, staging_seconds, equations_before, varying,
+                 backend="default"):
+        super().__init__(program, out_def, staging_seconds, equations_before, backend)
         fixed, moving = passes.split(program, varying)
-        self.fixed_source, self.run_fixed = _build(fixed)
-        self.varying_source, self.run_varying = _build(moving)
+        self.fixed_source, self.run_fixed = self._build(fixed)
+        self.varying_source, self.run_varying = self._build(moving)
         self.varying_equations = len(moving.equations)
         # Where each output comes from when it depends on fixed inputs only:
         # its position among the fixed part's outputs, or its constant.
@@ -173,8 +205,9 @@ class Compiled:
     """A function staged into programs on first use; see :func:`compile`."""
 
     def __init__(self, fn, static_argnums, varying_argnums, verify, max_programs,
-                 warn_after):
+                 warn_after, backend="default"):
         self.fn = fn
+        self.backend = backend
         self.static_argnums = frozenset(static_argnums)
         self.varying_argnums = frozenset(varying_argnums)
         self.verify = verify
@@ -300,9 +333,9 @@ class Compiled:
         program = passes.optimize(program)
         seconds = time.perf_counter() - start
         if self.varying_argnums:
-            entry = SplitProgram(program, out_def, seconds, before, varying)
+            entry = SplitProgram(program, out_def, seconds, before, varying, self.backend)
         else:
-            entry = CompiledProgram(program, out_def, seconds, before)
+            entry = CompiledProgram(program, out_def, seconds, before, self.backend)
         result = unflatten(out_def, [o.value if isinstance(o, Tracer) else o
                                      for o in out_leaves])
         with self._lock:
@@ -357,7 +390,7 @@ def _hashable(value, where):
 
 
 def compile(fn, *, static_argnums=(), varying_argnums=(), verify=0, max_programs=32,
-            warn_after=8):
+            warn_after=8, backend="default"):
     """Stage ``fn`` into a program on first use and replay it afterwards.
 
     ``fn`` may be any function built from plain NumPy and dualrev
@@ -388,6 +421,15 @@ def compile(fn, *, static_argnums=(), varying_argnums=(), verify=0, max_programs
     warn_after : int
         Warn (naming the guard) once the function has been staged again
         this many times because of guards.
+    backend : {"default", "numba"}
+        ``"default"`` replays generated NumPy source. ``"numba"`` (the extra
+        ``dualrev[jit]``) fuses each run of elementwise equations, full sums
+        and static slices into one compiled loop, and compiles a program of
+        scalars into one function; the rest runs as NumPy calls between the
+        kernels. Results equal the default backend's to rounding (numba's
+        transcendental functions may differ from NumPy's in the last bit). A
+        program numba cannot compile falls back to the default backend with
+        a warning naming the op.
 
     Returns
     -------
@@ -431,4 +473,15 @@ def compile(fn, *, static_argnums=(), varying_argnums=(), verify=0, max_programs
         static_argnums = (static_argnums,)
     if isinstance(varying_argnums, int):
         varying_argnums = (varying_argnums,)
-    return Compiled(fn, static_argnums, varying_argnums, verify, max_programs, warn_after)
+    if backend not in BACKENDS:
+        raise ValueError(f"dualrev.compile: unknown backend {backend!r}; "
+                         f"choose one of {sorted(BACKENDS)}")
+    if backend == "numba":
+        from .numba_backend import require_numba
+        require_numba()
+    return Compiled(fn, static_argnums, varying_argnums, verify, max_programs, warn_after,
+                    backend)
+
+
+#: The backends of :func:`compile`.
+BACKENDS = ("default", "numba")

@@ -157,10 +157,15 @@ class Op:
     teaching : Teaching or None
         How :func:`dualrev.explain` shows the op; None when it declares
         nothing (it is then shown under its name).
+    loop : str or None
+        The op in a fused loop body (the numba backend of
+        :func:`dualrev.compile`): a scalar expression of its arguments
+        ``{0}``, ``{1}``... (``"np.sin({0})"``, ``"{0} * {1}"``), equal to
+        ``impl`` on scalars to 1e-14 relative. None: the op ends a fused run.
     """
 
     __slots__ = ("name", "impl", "jvps", "vjps", "vjp_add", "into", "saves", "drops",
-                 "identity", "flops", "teaching", "doc")
+                 "identity", "flops", "teaching", "loop", "doc")
 
     def __init__(self, name, impl, jvps, vjps, doc=None):
         self.name = name
@@ -186,6 +191,7 @@ class Op:
         self.identity = ()
         self.flops = default_flops
         self.teaching = None
+        self.loop = None
         self.doc = doc or getattr(impl, "__doc__", None)
 
     @property
@@ -296,7 +302,7 @@ def _drop_table(saves):
 
 def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
           saves=None, identity=(), vjp_add=None, flops=None, teaching=None,
-          numpy=(), doc=None, replace=False):
+          loop=None, numpy=(), doc=None, replace=False):
     """Register a differentiable primitive.
 
     Parameters
@@ -343,6 +349,11 @@ def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
         :data:`ELEMENTWISE`.
     teaching : Teaching, optional
         How :func:`dualrev.explain` shows the op.
+    loop : str, optional
+        The op as a scalar expression of its arguments ``{0}``, ``{1}``...
+        in a fused loop body (``"np.sin({0})"``), for the numba backend of
+        :func:`dualrev.compile`; it must equal ``impl`` on scalars to 1e-14
+        relative. Without it the op runs as a NumPy call between fused loops.
     numpy : callable or sequence of callable
         NumPy or SciPy functions (or ufuncs) that this op implements directly,
         with the same signature.
@@ -380,6 +391,7 @@ def defop(name, impl, *, nargs=1, jvp=None, vjp=None, linear=(),
         op.drops = _drop_table(op.saves)
     op.identity = tuple(identity)
     op.vjp_add = vjp_add
+    op.loop = loop
     _describe(op, flops, teaching)
     op.vjps = _as_rules(vjp, nargs, name, "VJP")
     op.jvps = _as_rules(jvp, nargs, name, "JVP")
@@ -416,7 +428,8 @@ def _describe(op, flops, teaching):
     op.teaching = teaching
 
 
-def defnondiff(name, impl, *, flops=ELEMENTWISE, numpy=(), doc=None, replace=False):
+def defnondiff(name, impl, *, flops=ELEMENTWISE, loop=None, numpy=(), doc=None,
+               replace=False):
     """Register a non-differentiable primitive (comparison, floor, argmax...).
 
     Its output never carries a derivative: traced inputs are read for their
@@ -432,6 +445,8 @@ def defnondiff(name, impl, *, flops=ELEMENTWISE, numpy=(), doc=None, replace=Fal
     flops : callable
         As in :func:`defop`; :data:`ELEMENTWISE` by default (comparisons,
         rounding).
+    loop : str, optional
+        As in :func:`defop`: the op in a fused loop body.
     numpy : callable or sequence of callable
         NumPy or SciPy functions (or ufuncs) that this op implements directly.
     doc : str, optional
@@ -461,6 +476,7 @@ def defnondiff(name, impl, *, flops=ELEMENTWISE, numpy=(), doc=None, replace=Fal
     """
     _check_new_name(name)
     op = Op(name, impl, None, None, doc)
+    op.loop = loop
     _describe(op, flops, None)
     register_numpy(numpy, op, replace=replace)
     OPS[name] = op
@@ -644,7 +660,7 @@ def promote_tangent(t, x, ndim):
 
 
 def defunary(name, impl, deriv, *, reads=("x", "out"), flops=ELEMENTWISE, teaching=None,
-             numpy=(), doc=None):
+             loop=None, numpy=(), doc=None):
     """Register an elementwise op ``out = impl(x)`` from its local derivative.
 
     Both rules follow from the local derivative: ``jvp = t * deriv`` and
@@ -667,6 +683,8 @@ def defunary(name, impl, deriv, *, reads=("x", "out"), flops=ELEMENTWISE, teachi
         As in :func:`defop`; :data:`ELEMENTWISE` by default.
     teaching : Teaching, optional
         As in :func:`defop`; its ``local`` is the text of ``deriv``.
+    loop : str, optional
+        As in :func:`defop`: the op in a fused loop body (``"np.sin({0})"``).
     numpy : callable or sequence of callable
         NumPy or SciPy functions (or ufuncs) that this op implements directly.
     doc : str, optional
@@ -702,11 +720,11 @@ def defunary(name, impl, deriv, *, reads=("x", "out"), flops=ELEMENTWISE, teachi
     saves = (tuple(0 if r == "x" else "out" for r in ((reads,) if isinstance(reads, str)
                                                        else reads)),)
     return defop(name, impl, nargs=1, jvp=jvp, vjp=vjp, saves=saves, flops=flops,
-                 teaching=teaching, numpy=numpy, doc=doc)
+                 teaching=teaching, loop=loop, numpy=numpy, doc=doc)
 
 
 def defbinary(name, impl, dx, dy, *, saves=None, flops=ELEMENTWISE, teaching=None,
-              numpy=(), doc=None):
+              loop=None, numpy=(), doc=None):
     """Register a broadcasting elementwise op ``out = impl(x, y)``.
 
     The rules multiply the local partial derivatives with the tangent or
@@ -730,6 +748,8 @@ def defbinary(name, impl, dx, dy, *, saves=None, flops=ELEMENTWISE, teaching=Non
         As in :func:`defop`; :data:`ELEMENTWISE` by default.
     teaching : Teaching, optional
         As in :func:`defop`; its ``local`` is the text of ``dx`` and ``dy``.
+    loop : str, optional
+        As in :func:`defop`: the op in a fused loop body (``"{0} * {1}"``).
     numpy : callable or sequence of callable
         NumPy or SciPy functions (or ufuncs) that this op implements directly.
     doc : str, optional
@@ -776,4 +796,5 @@ def defbinary(name, impl, dx, dy, *, saves=None, flops=ELEMENTWISE, teaching=Non
 
     (jx, vx), (jy, vy) = make(dx, 0), make(dy, 1)
     return defop(name, impl, nargs=2, jvp=(jx, jy), vjp=(vx, vy),
-                 saves=saves, flops=flops, teaching=teaching, numpy=numpy, doc=doc)
+                 saves=saves, flops=flops, teaching=teaching, loop=loop, numpy=numpy,
+                 doc=doc)

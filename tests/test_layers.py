@@ -28,6 +28,7 @@ LAYERS = (
     ("ops",),
     ("forward", "reverse", "staging"),
     ("passes", "codegen"),
+    ("numba_backend",),
     ("compiled",),
     ("costmodel",),
     ("api",),

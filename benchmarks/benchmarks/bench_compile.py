@@ -5,10 +5,17 @@ time one replay, ``track_staging_over_eager`` the first call (staging,
 passes, source generation and Python's compilation of it) over one eager
 call of the same transformation.
 
+The ``compiled-numba`` benchmarks (``FusedTapeOverhead``, ``FusedRosenbrock``,
+``FusedMLP``) time the same workloads with ``backend="numba"`` (the extra
+``dualrev[jit]``; skipped without it); ``track_compile_seconds`` reports
+numba's compile time apart (loaded from its disk cache after the first run).
+
 ``python -m benchmarks.bench_compile`` (from ``benchmarks/``, with
 ``OPENBLAS_NUM_THREADS=1``) prints every figure of the compile targets as a
 ratio measured in one run.
 """
+
+import importlib.util
 
 import time
 import timeit
@@ -180,6 +187,120 @@ class CompiledNewtonCG:
     track_compiled_over_by_hand.unit = "ratio"
 
 
+def _require_numba():
+    if importlib.util.find_spec("numba") is None:
+        raise NotImplementedError("the compiled-numba benchmarks need dualrev[jit]")
+
+
+class FusedTapeOverhead:
+    """compiled-numba: per-primitive cost of the fused gradient (scalar programs)."""
+
+    params = [["scalar_chain", "indexing_loop"]]
+    param_names = ["workload"]
+    timeout = 300
+
+    def setup(self, workload):
+        _require_numba()
+        base = TapeOverhead()
+        base.setup(workload)
+        self.x, self.primitives = base.x, base.primitives
+        self.grad = dualrev.compile(dualrev.grad(base.f), backend="numba")
+        self.grad(self.x)
+
+    def time_grad(self, workload):
+        self.grad(self.x)
+
+    def track_grad_us_per_primitive(self, workload):
+        return 1e6 * _best_seconds(lambda: self.grad(self.x)) / self.primitives
+
+    track_grad_us_per_primitive.unit = "us"
+
+    def track_compile_seconds(self, workload):
+        return self.grad.programs[0].compile_seconds
+
+    track_compile_seconds.unit = "seconds"
+
+
+class FusedRosenbrock:
+    """compiled-numba: Rosenbrock n = 10^6 gradient and HVP matvec over SciPy's
+    hand-written ``rosen_der`` and ``rosen_hess_prod``."""
+
+    timeout = 300
+
+    def setup(self):
+        _require_numba()
+        self.x = rosen_point(10 ** 6)
+        self.v = rng(1).standard_normal(10 ** 6)
+        self.grad = dualrev.compile(dualrev.grad(rosen), backend="numba")
+        self.grad(self.x)
+        self.matvec = dualrev.compile(lambda x, v: dualrev.hvp(rosen, x, v),
+                                      varying_argnums=1, backend="numba").fix(self.x)
+        self.matvec(self.v)
+
+    def time_grad(self):
+        self.grad(self.x)
+
+    def time_matvec(self):
+        self.matvec(self.v)
+
+    def track_grad_over_rosen_der(self):
+        return _ratio(lambda: self.grad(self.x), lambda: scipy.optimize.rosen_der(self.x),
+                      repeat=7)
+
+    track_grad_over_rosen_der.unit = "ratio"
+
+    def track_matvec_over_rosen_hess_prod(self):
+        return _ratio(lambda: self.matvec(self.v),
+                      lambda: scipy.optimize.rosen_hess_prod(self.x, self.v), repeat=7)
+
+    track_matvec_over_rosen_hess_prod.unit = "ratio"
+
+    def track_compile_seconds(self):
+        return self.grad.programs[0].compile_seconds
+
+    track_compile_seconds.unit = "seconds"
+
+
+class FusedMLP:
+    """compiled-numba: MLP (batch 128, 784-256-10) gradient over hand-written."""
+
+    timeout = 300
+
+    def setup(self):
+        _require_numba()
+        self.params, self.X, self.y = mlp_problem()
+        self.grad = dualrev.compile(dualrev.grad(mlp_loss), backend="numba")
+        self.grad(self.params, self.X, self.y)
+
+    def time_grad(self):
+        self.grad(self.params, self.X, self.y)
+
+    def track_grad_over_by_hand(self):
+        return _ratio(lambda: self.grad(self.params, self.X, self.y),
+                      lambda: mlp_loss_grad_by_hand(self.params, self.X, self.y))
+
+    track_grad_over_by_hand.unit = "ratio"
+
+
+def main_numba():
+    """Print the compiled-numba figures (compile time apart)."""
+    for workload in FusedTapeOverhead.params[0]:
+        bench = FusedTapeOverhead()
+        bench.setup(workload)
+        print(f"{workload}: compiled-numba grad "
+              f"{bench.track_grad_us_per_primitive(workload):.3f} us per primitive; "
+              f"numba compile {bench.track_compile_seconds(workload):.2f} s")
+    ros = FusedRosenbrock()
+    ros.setup()
+    print(f"Rosenbrock 10^6: compiled-numba grad / rosen_der "
+          f"{ros.track_grad_over_rosen_der():.3f}; HVP matvec / rosen_hess_prod "
+          f"{ros.track_matvec_over_rosen_hess_prod():.3f}; numba compile "
+          f"{ros.track_compile_seconds():.2f} s")
+    mlp = FusedMLP()
+    mlp.setup()
+    print(f"MLP: compiled-numba grad / hand-written {mlp.track_grad_over_by_hand():.3f}")
+
+
 def main():
     """Print the figures of the compile targets, each measured in one run.
 
@@ -208,6 +329,8 @@ def main():
             bench.setup(problem, method)
             print(f"{method}, logistic regression {problem}: compiled / hand-written "
                   f"derivatives {bench.track_compiled_over_by_hand(problem, method):.2f}")
+    if importlib.util.find_spec("numba") is not None:
+        main_numba()
 
 
 if __name__ == "__main__":

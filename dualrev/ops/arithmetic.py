@@ -35,7 +35,7 @@ def add_vjp_y(g, out, x, y):
 
 add = defop("add", operator.add, nargs=2, jvp=(add_jvp_x, add_jvp_y),
             vjp=(add_vjp_x, add_vjp_y), saves=((), ()), identity=(0, 1), numpy=np.add,
-            flops=ELEMENTWISE,
+            flops=ELEMENTWISE, loop="{0} + {1}",
             teaching=Teaching(short="add", infix="{0} + {1}", local=("1", "1"),
                               gate="add distributes: both inputs get the gradient unchanged",
                               fwd_gate="add: the tangents add"),
@@ -53,6 +53,7 @@ def subtract_vjp_y(g, out, x, y):
 subtract = defop("subtract", operator.sub, nargs=2,
                  jvp=(add_jvp_x, subtract_jvp_y), vjp=(add_vjp_x, subtract_vjp_y),
                  saves=((), ()), identity=(0,), numpy=np.subtract, flops=ELEMENTWISE,
+                 loop="{0} - {1}",
                  teaching=Teaching(
                      short="sub", infix="{0} - {1}", local=("1", "-1"),
                      gate="subtract distributes, with a minus sign for the second input",
@@ -82,7 +83,7 @@ def multiply_vjp_y(g, out, x, y):
 
 multiply = defop("multiply", operator.mul, nargs=2,
                  jvp=(multiply_jvp_x, multiply_jvp_y), vjp=(multiply_vjp_x, multiply_vjp_y),
-                 saves=((1,), (0,)), numpy=np.multiply, flops=ELEMENTWISE,
+                 saves=((1,), (0,)), numpy=np.multiply, flops=ELEMENTWISE, loop="{0} * {1}",
                  teaching=Teaching(
                      short="mul", infix="{0} * {1}", local=("{1}", "{0}"),
                      gate="multiply swaps: each input gets the other input times the gradient",
@@ -96,7 +97,7 @@ def negative_rule(s, out, x):
 
 
 negative = defop("negative", operator.neg, jvp=negative_rule, vjp=negative_rule,
-                 saves=((),), numpy=np.negative, flops=ELEMENTWISE,
+                 saves=((),), numpy=np.negative, flops=ELEMENTWISE, loop="-{0}",
                  teaching=Teaching(short="neg", infix="-{0}", local=("-1",)), doc="-x.")
 
 
@@ -124,6 +125,7 @@ def divide_vjp_y(g, out, x, y):
 divide = defop("divide", operator.truediv, nargs=2,
                jvp=(divide_jvp_x, divide_jvp_y), vjp=(divide_vjp_x, divide_vjp_y),
                saves=((1,), (1, "out")), numpy=np.true_divide, flops=ELEMENTWISE,
+               loop="{0} / {1}",
                teaching=Teaching(short="div", infix="{0} / {1}",
                                  local=("(1 / {1})", "(-{0} / {1}**2)"),
                                  gate="divide: d(a/b) = 1/b da - a/b**2 db",
@@ -168,6 +170,7 @@ def power_vjp_y(g, out, x, y):
 power = defop("power", operator.pow, nargs=2,
               jvp=(power_jvp_x, power_jvp_y), vjp=(power_vjp_x, power_vjp_y),
               saves=((0, 1), (0, 1, "out")), numpy=np.power, flops=ELEMENTWISE,
+              loop="{0} ** {1}",
               teaching=Teaching(short="pow", infix="{0}**{1}",
                                 local=("({1} * {0}**({1} - 1))", "({o} * log({0}))"),
                                 gate="power: d(a**c) = c a**(c-1) da",
@@ -181,6 +184,7 @@ def remainder_dy(x, y, out):
 
 remainder = defbinary("remainder", np.remainder, lambda x, y, out: 1.0, remainder_dy,
                       saves=((), (0, 1)), numpy=(np.remainder, np.fmod),
+                      loop="np.remainder({0}, {1})",
                       doc="x % y: d/dx = 1, d/dy = -floor(x / y).")
 
 
@@ -203,7 +207,7 @@ def minimum_dy(x, y, out):
 
 
 maximum = defbinary("maximum", np.maximum, maximum_dx, maximum_dy,
-                    saves=((0, 1), (0, 1)), numpy=np.maximum,
+                    saves=((0, 1), (0, 1)), numpy=np.maximum, loop="np.maximum({0}, {1})",
                     teaching=Teaching(
                         short="max", local=("({0} > {1})", "({0} <= {1})"),
                         gate="max routes: the larger input gets the whole gradient, the other 0",
@@ -211,7 +215,7 @@ maximum = defbinary("maximum", np.maximum, maximum_dx, maximum_dy,
                     doc="Elementwise max. The max gate routes the cotangent to the "
                         "larger input; at a tie it goes to the second argument.")
 minimum = defbinary("minimum", np.minimum, minimum_dx, minimum_dy,
-                    saves=((0, 1), (0, 1)), numpy=np.minimum,
+                    saves=((0, 1), (0, 1)), numpy=np.minimum, loop="np.minimum({0}, {1})",
                     teaching=Teaching(
                         short="min", local=("({0} < {1})", "({0} >= {1})"),
                         gate="min routes: the smaller input gets the whole gradient, the other 0",
@@ -236,8 +240,10 @@ def fmin_dy(x, y, out):
 
 
 fmax = defbinary("fmax", np.fmax, fmax_dx, fmax_dy, saves=((0, 1), (0, 1)), numpy=np.fmax,
+                 loop="np.fmax({0}, {1})",
                  doc="Elementwise max ignoring NaN; ties go to the second argument.")
 fmin = defbinary("fmin", np.fmin, fmin_dx, fmin_dy, saves=((0, 1), (0, 1)), numpy=np.fmin,
+                 loop="np.fmin({0}, {1})",
                  doc="Elementwise min ignoring NaN; ties go to the second argument.")
 
 
@@ -276,10 +282,19 @@ computed everywhere, and the branch not taken still passes ``0 * sqrt'(0)
 where = defop("where", np.where, nargs=3,
               jvp=(None, where_jvp_x, where_jvp_y),
               vjp=(None, where_vjp_x, where_vjp_y), saves=((), (0,), (0,)), numpy=np.where,
-              flops=ELEMENTWISE,
+              flops=ELEMENTWISE, loop="{1} if {0} else {2}",
               doc=WHERE_DOC)
 
-# Derivative zero almost everywhere, or integer/boolean valued.
+# Derivative zero almost everywhere, or integer/boolean valued. In a fused
+# loop body (the bitwise ops take integers only and are not fused):
+_NONDIFF_LOOP = {"greater": "{0} > {1}", "greater_equal": "{0} >= {1}", "less": "{0} < {1}",
+                 "less_equal": "{0} <= {1}", "equal": "{0} == {1}",
+                 "not_equal": "{0} != {1}", **{name: f"np.{name}({{0}}, {{1}})" for name in
+                                               ("logical_and", "logical_or", "logical_xor")},
+                 **{name: f"np.{name}({{0}})" for name in
+                    ("logical_not", "isnan", "isinf", "isfinite", "signbit", "sign", "floor",
+                     "ceil", "trunc", "rint")},
+                 "floor_divide": "np.floor_divide({0}, {1})"}
 for _name, _ufunc in [
         ("greater", np.greater), ("greater_equal", np.greater_equal),
         ("less", np.less), ("less_equal", np.less_equal), ("equal", np.equal),
@@ -290,5 +305,5 @@ for _name, _ufunc in [
         ("floor", np.floor), ("ceil", np.ceil), ("trunc", np.trunc), ("rint", np.rint),
         ("floor_divide", np.floor_divide), ("bitwise_and", np.bitwise_and),
         ("bitwise_or", np.bitwise_or), ("invert", np.invert)]:
-    defnondiff(_name, _ufunc, numpy=_ufunc,
+    defnondiff(_name, _ufunc, numpy=_ufunc, loop=_NONDIFF_LOOP.get(_name),
                doc=f"{_ufunc.__name__}: not differentiable (piecewise constant).")

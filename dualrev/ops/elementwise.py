@@ -51,8 +51,12 @@ _UNARY = [
 
 _SHORT = {"reciprocal": "inv"}  # explain's stage names: inv1, inv2...
 
+# The op in a fused loop body (the numba backend): the same ufunc on a scalar.
+_LOOP = {"square": "{0} * {0}", "reciprocal": "1.0 / {0}"}
+
 for _name, _impl, _deriv, _reads, _local in _UNARY:
     defunary(_name, _impl, _deriv, reads=_reads, numpy=_impl,
+             loop=_LOOP.get(_name, f"np.{_impl.__name__}({{0}})"),
              teaching=Teaching(short=_SHORT.get(_name), local=(_local,)) if _local else None,
              doc=f"Elementwise {_name}; d/dx is the registry's local derivative.")
 
@@ -75,7 +79,7 @@ def abs_vjp(g, out, x):
 
 
 defop("abs", np.abs, jvp=abs_jvp, vjp=abs_vjp, saves=((0,),), numpy=np.abs,
-      flops=ELEMENTWISE, teaching=Teaching(local=("sign({0})",)),
+      loop="abs({0})", flops=ELEMENTWISE, teaching=Teaching(local=("sign({0})",)),
       doc="Elementwise absolute value (modulus of a complex value); abs'(0) = 0.")
 
 
@@ -126,15 +130,19 @@ def copysign_dx(x, y, out):
 
 
 arctan2 = defbinary("arctan2", np.arctan2, arctan2_dy, arctan2_dx, numpy=np.arctan2,
+                    loop="np.arctan2({0}, {1})",
                     doc="arctan2(y, x): d/dy = x / (x^2 + y^2), d/dx = -y / (x^2 + y^2).")
 hypot = defbinary("hypot", np.hypot, hypot_dx, hypot_dy, numpy=np.hypot,
+                  loop="np.hypot({0}, {1})",
                   doc="sqrt(x^2 + y^2): d/dx = x / out, taken as 0 at the origin.")
 logaddexp = defbinary("logaddexp", np.logaddexp, logaddexp_dx, logaddexp_dy,
-                      numpy=np.logaddexp,
+                      numpy=np.logaddexp, loop="np.logaddexp({0}, {1})",
                       doc="log(exp(x) + exp(y)), stable at any |x|; "
                           "logaddexp(0, x) is the softplus.")
 logaddexp2 = defbinary("logaddexp2", np.logaddexp2, logaddexp2_dx, logaddexp2_dy,
-                       numpy=np.logaddexp2, doc="log2(2**x + 2**y), stable at any |x|.")
+                       numpy=np.logaddexp2, loop="np.logaddexp2({0}, {1})",
+                       doc="log2(2**x + 2**y), stable at any |x|.")
 copysign = defbinary("copysign", np.copysign, copysign_dx, None, numpy=np.copysign,
+                     loop="np.copysign({0}, {1})",
                      doc="|x| with the sign of y; not differentiated in y "
                          "(piecewise constant), abs'(0) = 0 in x.")

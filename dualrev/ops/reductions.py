@@ -49,7 +49,7 @@ def sum_vjp(g, out, x, *, axis, keepdims):
 
 
 sum_ = defop("sum", add_reduce,
-             vjp=sum_vjp, linear=(0,), saves=((),), flops=REDUCTION,
+             vjp=sum_vjp, linear=(0,), saves=((),), flops=REDUCTION, loop="{0} + {1}",
              teaching=Teaching(rev=("broadcast({g})",), fwd=("sum({t})",),
                                gate="sum copies the gradient to every summed element",
                                fwd_gate="sum: the tangents sum"),

@@ -300,7 +300,7 @@ index_add = defop("index_add", _index_add_impl, nargs=2,
                   jvp=(lambda t, out, base, g, *, index: t, _index_add_jvp_g),
                   vjp=(lambda h, out, base, g, *, index: h,
                        lambda h, out, base, g, *, index: getitem(h, index=index)),
-                  saves=((), ()), flops=_index_add_flops,
+                  saves=((), ()), flops=_index_add_flops, loop="{0} + {1}",
                   doc="``base`` with ``g`` added at ``index`` (repeated indices "
                       "accumulate): how a sweep accumulates indexing cotangents.")
 index_add.into = _index_add_into
@@ -309,7 +309,7 @@ index_add.into = _index_add_into
 # No ``saves``: the indexed array is nearly always alive anyway (a Python loop
 # over x[i]), and keeping the reference costs less than dropping it each time.
 getitem = defop("getitem", lambda x, *, index: x[index], jvp=_getitem_jvp, vjp=_getitem_vjp,
-                vjp_add=index_add, flops=NO_FLOPS,
+                vjp_add=index_add, flops=NO_FLOPS, loop="{0}",
                 teaching=Teaching(short="idx", rev=("np.add.at(np.zeros_like({0}), index, {g})",),
                                   gate="indexing routes the gradient into the selected slots",
                                   fwd_gate="indexing selects the tangent's slots"),
@@ -352,7 +352,7 @@ def _untake_vjp(h, out, g, *, index, shape):
 
 
 untake = defop("untake", _untake_impl, jvp=_untake_jvp, vjp=_untake_vjp, saves=((),),
-               flops=NO_FLOPS,
+               flops=NO_FLOPS, loop="{0}",
                teaching=Teaching(display="scatter", rev=("{g}[index]",),
                                  fwd=("scatter({t})",),
                                  gate="scatter: each slot's gradient is read back",

@@ -23,12 +23,18 @@ _UNARY = [
     ("log_expit", sp.log_expit, lambda x, out: sp.expit(-x), "x"),
 ]
 
+# In a fused loop body: scipy.special's expit formula, math's erf (the
+# others end a fused run).
+_LOOP = {"expit": "np.exp({0}) / (1.0 + np.exp({0})) if {0} < 0 else 1.0 / (1.0 + np.exp(-{0}))",
+         "erf": "math.erf({0})", "erfc": "math.erfc({0})"}
+
 _TEACHING = {"expit": Teaching(short="sig", display="sigmoid", local=("((1 - {o}) * {o})",),
                                gate="sigmoid: local gradient (1 - s) s",
                                fwd_gate="sigmoid: s' = (1 - s) s x'")}
 
 for _name, _impl, _deriv, _reads in _UNARY:
     defunary(_name, _impl, _deriv, reads=_reads, numpy=_impl, teaching=_TEACHING.get(_name),
+             loop=_LOOP.get(_name),
              doc=f"Elementwise scipy.special.{_name}.")
 
 
