@@ -20,6 +20,7 @@ import collections
 import keyword
 import operator
 import re
+import threading
 
 import numpy as np
 
@@ -150,12 +151,20 @@ def _reusable(program):
 
 def generate(program, name="replay"):
     """``(source, namespace)`` of a function ``name(*inputs)`` that runs
-    ``program`` and returns its outputs as a tuple, or a :class:`Miss`."""
-    return Generator(program).source(name)
+    ``program`` and returns its outputs as a tuple, or a :class:`Miss`.
+
+    Large arrays that no output shares memory with are written into buffers
+    kept across calls (one set per thread), so that a replay allocates only
+    what it returns: a first generation finds them, a second writes into them.
+    """
+    first = Generator(program)
+    source, namespace = first.source(name)
+    kept = first.keepable()
+    return Generator(program, kept).source(name) if kept else (source, namespace)
 
 
 class Generator:
-    def __init__(self, program):
+    def __init__(self, program, kept=frozenset()):
         self.program = program
         self.names = _Names()
         self.last = _last_uses(program)
@@ -163,6 +172,19 @@ class Generator:
         self.local = {}  # live Var -> its local name
         self.free = []  # local names whose value is dead
         self.count = 0
+        self.kept = kept  # Vars whose new memory is a buffer kept across calls
+        self.kept_avals = []  # (shape, dtype) of each kept buffer
+        self.memory = {}  # Var -> the Var whose new memory holds its value
+        self.allocating = set()  # Vars that could have taken a kept buffer
+
+    def keepable(self):
+        """The Vars (after :meth:`source`) whose new memory no output shares
+        and no op that may return a view reads."""
+        program = self.program
+        shared = [r for r in program.outputs if isinstance(r, Var)]
+        shared += [r for e in program.equations if not _fresh(e.op)
+                   for r in e.ins if isinstance(r, Var)]
+        return frozenset(self.allocating - {self.memory.get(r, r) for r in shared})
 
     def assign(self, var):
         if self.free:
@@ -192,6 +214,9 @@ class Generator:
                 lines.append("    " + self.guard(item, k))
         outs = ", ".join(self.ref(r) for r in program.outputs)
         lines.append(f"    return ({outs}{',' if len(program.outputs) == 1 else ''})")
+        if self.kept_avals:
+            self.names.namespace["buffers"] = KeptBuffers(self.kept_avals)
+            lines.insert(1, "    kept = buffers()")
         return "\n".join(lines) + "\n", self.names.namespace
 
     def guard(self, guard, k):
@@ -228,11 +253,35 @@ class Generator:
                 text = f"{names.numpy(_ufunc(op))}({', '.join(args)}, out={target})"
             self.release(k, eqn.ins)
             self.local[eqn.out] = target
+            self.memory[eqn.out] = self.memory.get(buffer, buffer)
             return f"{target} = {text}"
+        if self.writes_into(eqn):
+            self.allocating.add(eqn.out)
+            if eqn.out in self.kept:
+                return self.into_kept(eqn, k, args)
         if op.impl in INFIX and not eqn.params:
             text = INFIX[op.impl].format(*args)
         else:
             text = f"{names.function(op, op.impl)}({', '.join(args)})"
+        self.release(k, eqn.ins)
+        return f"{self.assign(eqn.out)} = {text}"
+
+    def writes_into(self, eqn):
+        """Can ``eqn`` write its output into a given buffer (and is it worth it)?"""
+        op, aval = eqn.op, eqn.out.aval
+        if aval[0] is not np.ndarray or int(np.prod(aval[1])) < REUSE_MIN_SIZE:
+            return False
+        return op.into is not None or (_ufunc(op) is not None and op.impl is not operator.pow)
+
+    def into_kept(self, eqn, k, args):
+        """``eqn`` written into a buffer kept across calls."""
+        buffer = f"kept[{len(self.kept_avals)}]"
+        self.kept_avals.append(eqn.out.aval[1:])
+        op, names = eqn.op, self.names
+        if op.into is not None:
+            text = f"{names.function(op, op.into, '_into')}({buffer}, {', '.join(args)})"
+        else:
+            text = f"{names.numpy(_ufunc(op))}({', '.join(args)}, out={buffer})"
         self.release(k, eqn.ins)
         return f"{self.assign(eqn.out)} = {text}"
 
@@ -256,6 +305,21 @@ class Generator:
                     and r.aval == eqn.out.aval:
                 return r
         return None
+
+
+class KeptBuffers:
+    """The buffers of one program kept across calls, one set per thread."""
+
+    def __init__(self, avals):
+        self.avals = tuple(avals)
+        self.local = threading.local()
+
+    def __call__(self):
+        buffers = getattr(self.local, "buffers", None)
+        if buffers is None:
+            buffers = self.local.buffers = [np.empty(shape, dtype)
+                                            for shape, dtype in self.avals]
+        return buffers
 
 
 def _same(a, b):

@@ -62,6 +62,11 @@ def make_node(value, tape, index):
 
 def _is_complex(value):
     """Whether a plain, traced or dropped value is complex (Python complex too)."""
+    cls = value.__class__
+    if cls is np.float64 or cls is float:  # the sweep asks once per record: fast first
+        return False
+    if cls is np.ndarray:
+        return value.dtype.kind == "c"
     return isinstance(value, complex) or getattr(value, "dtype", FLOAT64).kind == "c"
 
 

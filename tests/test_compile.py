@@ -460,3 +460,22 @@ def test_numpy_functions_without_a_rule_run_on_data_that_carries_no_derivative()
     assert len(g.programs) == 1
     with pytest.raises(dualrev.UnsupportedFunctionError, match="hfft"):
         dualrev.compile(dualrev.grad(lambda x: np.sum(np.fft.hfft(x))))(np.ones(4))
+
+
+def test_large_intermediates_stay_in_buffers_kept_across_calls():
+    def f(x):
+        return np.sum(np.tanh(np.sin(x) * 2.0) ** 2)
+
+    g = dualrev.compile(dualrev.grad(f))
+    x = np.linspace(-2, 2, 10000)
+    first = g(x)
+    assert "kept[" in g.programs[0].source
+    second = g(x + 1.0)  # reuses the kept buffers: the first result must not change
+    assert_identical(first, dualrev.grad(f)(x))
+    assert_identical(second, dualrev.grad(f)(x + 1.0))
+    assert not np.shares_memory(first, second)
+    viewed = dualrev.compile(lambda x: np.reshape(np.sin(x) * 2.0, (100, 100)))
+    a = viewed(x)
+    b = viewed(x + 1.0)  # the output is a view of a new array, never of a kept one
+    assert_identical(a, np.reshape(np.sin(x) * 2.0, (100, 100)))
+    assert not np.shares_memory(a, b)
