@@ -14,6 +14,8 @@ memory nobody else views, and has the output's shape and dtype, writes its
 output into that input (``np.multiply(t1, t2, out=t1)``), so a large-array
 gradient stops paying a fresh allocation per op. Names are reused once their
 value is dead, so the generated code frees intermediates as eager code does.
+Large arrays that need new memory but that no output shares go into buffers
+kept across calls, one set per thread (:class:`KeptBuffers`).
 """
 
 import collections
