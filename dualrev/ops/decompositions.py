@@ -90,7 +90,8 @@ def svdvals_vjp(g, out, a, *, hermitian):
 
 svdvals = defop("svdvals", lambda a, *, hermitian: np.linalg.svd(
     a, compute_uv=False, hermitian=hermitian), jvp=svdvals_jvp, vjp=svdvals_vjp,
-    flops=cubic_flops(9), doc="Singular values, descending: ds_k = u_k^T da v_k.")
+    flops=cubic_flops(9),
+    doc="Singular values, descending: ds_k = u_k^T da v_k.")
 
 
 def svd_u_jvp(t, out, a, *, hermitian):
@@ -113,7 +114,8 @@ def svd_u_vjp(g, out, a, *, hermitian):
 
 svd_u = defop("svd_u", lambda a, *, hermitian: _svd_factors(a, hermitian)[0],
               jvp=svd_u_jvp, vjp=svd_u_vjp,
-              flops=cubic_flops(9), doc="Left singular vectors U (thin SVD, columns); see the module "
+              flops=cubic_flops(9),
+              doc="Left singular vectors U (thin SVD, columns); see the module "
                   "docstring for repeated singular values.")
 
 
@@ -137,7 +139,8 @@ def svd_vh_vjp(g, out, a, *, hermitian):
 
 svd_vh = defop("svd_vh", lambda a, *, hermitian: _svd_factors(a, hermitian)[2],
                jvp=svd_vh_jvp, vjp=svd_vh_vjp,
-               flops=cubic_flops(9), doc="Right singular vectors Vh (thin SVD, rows); see the module "
+               flops=cubic_flops(9),
+               doc="Right singular vectors Vh (thin SVD, rows); see the module "
                    "docstring for repeated singular values.")
 
 
@@ -197,10 +200,12 @@ def qr_r_vjp(g, out, a):
 
 qr_q = defop("qr_q", lambda a: np.linalg.qr(a)[0],
              jvp=lambda t, out, a: _qr_differentials(t, out, qr_r(a))[0], vjp=qr_q_vjp,
-             flops=cubic_flops(4 / 3), doc="Q of the reduced QR of a tall matrix (full column rank).")
+             flops=cubic_flops(4 / 3),
+             doc="Q of the reduced QR of a tall matrix (full column rank).")
 qr_r = defop("qr_r", lambda a: np.linalg.qr(a)[1],
              jvp=lambda t, out, a: _qr_differentials(t, qr_q(a), out)[1], vjp=qr_r_vjp,
-             flops=cubic_flops(4 / 3), doc="R of the reduced QR of a tall matrix (full column rank).")
+             flops=cubic_flops(4 / 3),
+             doc="R of the reduced QR of a tall matrix (full column rank).")
 
 
 def qr(a, mode="reduced"):
@@ -241,7 +246,8 @@ def eigvals_vjp(g, out, a):
 
 eigvals_general = defop("eigvals_general", lambda a: _eig_real(a)[0],
                         jvp=eigvals_jvp, vjp=eigvals_vjp,
-                        flops=cubic_flops(25), doc="Eigenvalues of a general matrix with a real spectrum.")
+                        flops=cubic_flops(25),
+                        doc="Eigenvalues of a general matrix with a real spectrum.")
 
 
 def eigvecs_general_jvp(t, out, a):
@@ -260,7 +266,8 @@ def eigvecs_general_vjp(g, out, a):
 
 eigvecs_general = defop("eigvecs_general", lambda a: _eig_real(a)[1],
                         jvp=eigvecs_general_jvp, vjp=eigvecs_general_vjp,
-                        flops=cubic_flops(25), doc="Unit eigenvectors (columns) of a general matrix with a real "
+                        flops=cubic_flops(25),
+                        doc="Unit eigenvectors (columns) of a general matrix with a real "
                             "spectrum; see the module docstring for repeated eigenvalues.")
 
 register_numpy(np.linalg.eig, lambda a: EigResult(eigvals_general(a), eigvecs_general(a)))
@@ -284,16 +291,16 @@ def pinv_vjp(g, out, a, *, rcond):
             + (mT(out) @ out) @ (gt - (gt @ out) @ a))
 
 
-pinv_op = defop("pinv", lambda a, *, rcond: np.linalg.pinv(a, rcond=rcond),
-                jvp=pinv_jvp, vjp=pinv_vjp,
-                flops=cubic_flops(11), doc="Moore-Penrose pseudo-inverse; the derivative holds where the "
-                    "rank is locally constant.")
+pinv = defop("pinv", lambda a, *, rcond: np.linalg.pinv(a, rcond=rcond),
+             jvp=pinv_jvp, vjp=pinv_vjp, flops=cubic_flops(11),
+             doc="Moore-Penrose pseudo-inverse; the derivative holds where the rank is "
+                 "locally constant.")
 
 
 _NOT_GIVEN = object()
 
 
-def pinv(a, rcond=None, hermitian=False, *, rtol=_NOT_GIVEN):
+def np_pinv(a, rcond=None, hermitian=False, *, rtol=_NOT_GIVEN):
     if rcond is None:  # NumPy's defaults
         if rtol is _NOT_GIVEN:
             rcond = 1e-15
@@ -303,10 +310,10 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=_NOT_GIVEN):
         raise ValueError("`rtol` and `rcond` can't be both set.")
     if np.ndim(rcond):
         raise NotImplementedError("np.linalg.pinv on traced values: rcond must be a scalar")
-    return pinv_op(a, rcond=float(rcond))
+    return pinv(a, rcond=float(rcond))
 
 
-register_numpy(np.linalg.pinv, pinv)
+register_numpy(np.linalg.pinv, np_pinv)
 
 
 def lstsq(a, b, rcond=None):
@@ -315,7 +322,7 @@ def lstsq(a, b, rcond=None):
     s = svdvals(a, hermitian=False)
     singular = np.asarray(primal_value(s))
     rank = int(np.sum(singular > rcond * singular.max())) if singular.size else 0
-    x = np_matmul(pinv(a, rcond=rcond), b)
+    x = np_matmul(np_pinv(a, rcond=rcond), b)
     if rank == n and m > n:
         r = b - np_matmul(a, x)
         residuals = np.sum(r * r, axis=0)

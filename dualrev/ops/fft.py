@@ -28,34 +28,34 @@ def is_complex(x):
 
 # ---- real, imag, conj ----------------------------------------------------------
 
-real_op = defop("real", np.real, linear=(0,), vjp=lambda g, out, z: g, saves=((),),
-                flops=NO_FLOPS,
-                doc="Real part of a complex value; its cotangent is the output's.")
-imag_op = defop("imag", np.imag, linear=(0,), vjp=lambda g, out, z: -1j * g, saves=((),),
-                flops=NO_FLOPS,
-                doc="Imaginary part of a complex value; cotangent -i g (dL = Re(c dz)).")
-conj_op = defop("conj", np.conjugate, linear=(0,), vjp=lambda g, out, z: np.conj(g),
-                saves=((),), flops=ELEMENTWISE, doc="Complex conjugate; the cotangent is conjugated.")
+real = defop("real", np.real, linear=(0,), vjp=lambda g, out, z: g, saves=((),),
+             flops=NO_FLOPS, doc="Real part of a complex value; its cotangent is the output's.")
+imag = defop("imag", np.imag, linear=(0,), vjp=lambda g, out, z: -1j * g, saves=((),),
+             flops=NO_FLOPS,
+             doc="Imaginary part of a complex value; cotangent -i g (dL = Re(c dz)).")
+conj = defop("conj", np.conjugate, linear=(0,), vjp=lambda g, out, z: np.conj(g),
+             saves=((),), flops=ELEMENTWISE,
+             doc="Complex conjugate; the cotangent is conjugated.")
 
 
-def real(val):
-    return real_op(val) if is_complex(val) else val
+def np_real(val):
+    return real(val) if is_complex(val) else val
 
 
-def imag(val):
-    return imag_op(val) if is_complex(val) else np.zeros(shape_of(val))
+def np_imag(val):
+    return imag(val) if is_complex(val) else np.zeros(shape_of(val))
 
 
-def conj(x, /, out=None, **kwargs):
+def np_conj(x, /, out=None, **kwargs):
     if out is not None or kwargs:
         raise NotImplementedError("np.conj on traced values: out= and ufunc options are "
                                   "not supported")
-    return conj_op(x) if is_complex(x) else x
+    return conj(x) if is_complex(x) else x
 
 
-register_numpy(np.real, real)
-register_numpy(np.imag, imag)
-register_numpy(np.conjugate, conj)
+register_numpy(np.real, np_real)
+register_numpy(np.imag, np_imag)
+register_numpy(np.conjugate, np_conj)
 
 
 # ---- fft, ifft, rfft, irfft ------------------------------------------------------
@@ -83,25 +83,25 @@ def fft_flops(out, x, *, axis, **params):
     return int(5 * n * np.log2(n)) * (int(np.prod(shape_of(out))) // shape_of(out)[axis] or 1)
 
 
-fft_op = defop("fft", lambda x, *, axis, norm: np.fft.fft(x, axis=axis, norm=norm),
-               linear=(0,), vjp=lambda g, out, x, *, axis, norm: fft_op(g, axis=axis, norm=norm),
-               saves=((),), flops=fft_flops, doc="Discrete Fourier transform along one axis; the DFT "
-                                "matrix is symmetric, so the VJP is the transform itself.")
-ifft_op = defop("ifft", lambda x, *, axis, norm: np.fft.ifft(x, axis=axis, norm=norm),
-                linear=(0,),
-                vjp=lambda g, out, x, *, axis, norm: ifft_op(g, axis=axis, norm=norm),
-                saves=((),), flops=fft_flops, doc="Inverse DFT along one axis; its VJP is itself.")
+fft = defop("fft", lambda x, *, axis, norm: np.fft.fft(x, axis=axis, norm=norm),
+            linear=(0,), vjp=lambda g, out, x, *, axis, norm: fft(g, axis=axis, norm=norm),
+            saves=((),), flops=fft_flops,
+            doc="Discrete Fourier transform along one axis; the DFT matrix is symmetric, "
+                "so the VJP is the transform itself.")
+ifft = defop("ifft", lambda x, *, axis, norm: np.fft.ifft(x, axis=axis, norm=norm),
+             linear=(0,), vjp=lambda g, out, x, *, axis, norm: ifft(g, axis=axis, norm=norm),
+             saves=((),), flops=fft_flops, doc="Inverse DFT along one axis; its VJP is itself.")
 
 
 def rfft_vjp(g, out, x, *, axis, norm):
     # The transpose of "the first n // 2 + 1 rows of the DFT": the DFT of g
     # zero-padded to n; x is real, so its cotangent is the real part.
-    return np.real(fft_op(_pad_to(g, shape_of(x)[axis], axis), axis=axis, norm=norm))
+    return np.real(fft(_pad_to(g, shape_of(x)[axis], axis), axis=axis, norm=norm))
 
 
-rfft_op = defop("rfft", lambda x, *, axis, norm: np.fft.rfft(x, axis=axis, norm=norm),
-                linear=(0,), vjp=rfft_vjp, saves=((0,),), flops=fft_flops,
-                doc="DFT of a real signal along one axis, the n // 2 + 1 first bins.")
+rfft = defop("rfft", lambda x, *, axis, norm: np.fft.rfft(x, axis=axis, norm=norm),
+             linear=(0,), vjp=rfft_vjp, saves=((0,),), flops=fft_flops,
+             doc="DFT of a real signal along one axis, the n // 2 + 1 first bins.")
 
 
 def _twice_weights(n, m, axis):
@@ -114,15 +114,15 @@ def _twice_weights(n, m, axis):
 def irfft_vjp(g, out, x, *, n, axis, norm):
     # <g, irfft(dX)> = Re(sum(w * ifft(g)[:m] * dX)): the cotangent of X.
     m, ndim = shape_of(x)[axis], len(shape_of(x))
-    spectrum = getitem(ifft_op(g, axis=axis, norm=norm), index=_axis_index(ndim, axis,
-                                                                           slice(0, m)))
+    spectrum = getitem(ifft(g, axis=axis, norm=norm),
+                       index=_axis_index(ndim, axis, slice(0, m)))
     return spectrum * _twice_weights(n, m, axis)
 
 
-irfft_op = defop("irfft", lambda x, *, n, axis, norm: np.fft.irfft(x, n, axis=axis, norm=norm),
-                 linear=(0,), vjp=irfft_vjp, saves=((0,),), flops=fft_flops,
-                 doc="Real signal of length n from its n // 2 + 1 first DFT bins "
-                     "(the imaginary parts of bin 0 and of bin n / 2 are ignored).")
+irfft = defop("irfft", lambda x, *, n, axis, norm: np.fft.irfft(x, n, axis=axis, norm=norm),
+              linear=(0,), vjp=irfft_vjp, saves=((0,),), flops=fft_flops,
+              doc="Real signal of length n from its n // 2 + 1 first DFT bins "
+                  "(the imaginary parts of bin 0 and of bin n / 2 are ignored).")
 
 
 def _check_norm(norm):
@@ -146,22 +146,22 @@ def _transform(op):
         axis = _normal_axis(a, axis)
         if n is not None:
             a = _pad_to(a, n, axis)
-        if op is rfft_op and is_complex(a):
+        if op is rfft and is_complex(a):
             raise TypeError("np.fft.rfft on traced values: the input must be real")
         return op(a, axis=axis, norm=_check_norm(norm))
     transform.__name__ = op.name
     return transform
 
 
-def irfft(a, n=None, axis=-1, norm=None, out=None):
+def np_irfft(a, n=None, axis=-1, norm=None, out=None):
     if out is not None:
         raise TypeError("np.fft.irfft(..., out=...) cannot hold a traced value")
     axis = _normal_axis(a, axis)
     n = 2 * (shape_of(a)[axis] - 1) if n is None else n
-    return irfft_op(_pad_to(a, n // 2 + 1, axis), n=n, axis=axis, norm=_check_norm(norm))
+    return irfft(_pad_to(a, n // 2 + 1, axis), n=n, axis=axis, norm=_check_norm(norm))
 
 
-register_numpy(np.fft.fft, _transform(fft_op))
-register_numpy(np.fft.ifft, _transform(ifft_op))
-register_numpy(np.fft.rfft, _transform(rfft_op))
-register_numpy(np.fft.irfft, irfft)
+register_numpy(np.fft.fft, _transform(fft))
+register_numpy(np.fft.ifft, _transform(ifft))
+register_numpy(np.fft.rfft, _transform(rfft))
+register_numpy(np.fft.irfft, np_irfft)

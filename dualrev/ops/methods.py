@@ -55,14 +55,14 @@ class _TracedArrayMethods:
 
     @property
     def real(self):
-        return fft.real(self)
+        return fft.np_real(self)
 
     @property
     def imag(self):
-        return fft.imag(self)
+        return fft.np_imag(self)
 
     def conj(self):
-        return fft.conj(self)
+        return fft.np_conj(self)
 
     conjugate = conj
 
