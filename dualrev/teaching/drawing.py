@@ -17,7 +17,7 @@ import numpy as np
 from .stages import number_text, plain_value
 
 CHAR = 7.3          # width of one character of the 12px monospace font
-ROW = 26            # height given to one input port of a gate
+ROW = 40            # height given to one input port of a gate (its two labels)
 GAP = 24            # space around the labels of a wire
 VALUE, FLOW, INK = "#1a7f37", "#c0392b", "#222222"
 
@@ -31,10 +31,50 @@ def wire_text(v, digits):
 
 
 def _depths(stages, by_index):
+    """Column of each stage: the longest path from an input; an input sits
+    just left of the first column that reads it, so its wire is short."""
     depth = {}
     for s in stages:
         depth[s.index] = 1 + max((depth[p] for _, p in s.parents), default=-1)
+    read_from = {}
+    for s in stages:
+        for _, p in s.parents:
+            read_from[p] = min(read_from.get(p, depth[s.index]), depth[s.index])
+    for s in stages:
+        if s.kind == "input" and s.index in read_from:
+            depth[s.index] = read_from[s.index] - 1
     return depth
+
+
+def _tops(stages, depth, n_ports):
+    """Top of each stage's box: the rightmost column in forward order, each
+    column to its left placed where the gates it feeds read it, so that
+    wires run as level as the boxes allow."""
+    columns = {}
+    for s in stages:
+        columns.setdefault(depth[s.index], []).append(s)
+    readers = {}
+    for s in stages:
+        for port, (_, p) in enumerate(s.parents):
+            readers.setdefault(p, []).append((s, port))
+    tops = {}
+
+    def port_y(s, port):
+        return tops[s.index] + (port + 0.5) * ROW
+
+    for d in sorted(columns, reverse=True):
+        wanted = {}
+        for s in columns[d]:
+            ys = [port_y(r, port) for r, port in readers.get(s.index, ()) if r.index in tops]
+            wanted[s.index] = (sum(ys) / len(ys) - n_ports[s.index] * ROW / 2) if ys else None
+        ordered = sorted(columns[d], key=lambda s: (wanted[s.index] is None,
+                                                      wanted[s.index] or 0.0))
+        y = 60.0
+        for s in ordered:
+            want = wanted[s.index]
+            tops[s.index] = max(y, want if want is not None else y)
+            y = tops[s.index] + n_ports[s.index] * ROW + ROW / 2
+    return tops
 
 
 def _gate_symbol(ex, s):
@@ -70,25 +110,18 @@ def draw_circuit(ex, pass_index, digits):
     symbol = {s.index: _gate_symbol(ex, s) for s in stages}
     box_w = max(len(t) for t in symbol.values()) * CHAR + 18
     column_w = box_w + wire
-    columns = {}
-    for s in stages:
-        columns.setdefault(depth[s.index], []).append(s)
-    row_h = max(n_ports.values()) * ROW + 2 * ROW
-    height = 60 + max(len(c) for c in columns.values()) * row_h
+    tops = _tops(stages, depth, n_ports)
+    height = max(tops[s.index] + n_ports[s.index] * ROW for s in stages) + ROW
     title = _title(ex, pass_index)
-    width = max((max(columns) + 1) * column_w + wire + 20, len(title) * CHAR + 20)
-    place = {}
-    for d, column in columns.items():
-        for k, s in enumerate(column):
-            h = n_ports[s.index] * ROW
-            top = 60 + k * row_h + (row_h - h) / 2
-            place[s.index] = (10 + d * column_w + wire, top, h)
+    width = max((max(depth.values()) + 1) * column_w + wire + 20, len(title) * CHAR + 20)
+    place = {s.index: (10 + depth[s.index] * column_w + wire, tops[s.index],
+                       n_ports[s.index] * ROW) for s in stages}
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" '
              f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" '
              'font-family="monospace" font-size="12">',
              f'<text x="10" y="18" fill="{INK}">{escape(title)}</text>',
-             f'<text x="10" y="36"><tspan fill="{VALUE}">value above the wire</tspan>'
-             f'<tspan fill="{INK}">, </tspan><tspan fill="{FLOW}">'
+             f'<text x="10" y="36" xml:space="preserve"><tspan fill="{VALUE}">value above '
+             f'the wire</tspan><tspan fill="{INK}">, </tspan><tspan fill="{FLOW}">'
              f'{"gradient" if ex.mode == "rev" else "tangent"} below</tspan></text>']
     for s in stages:
         x, top, h = place[s.index]
