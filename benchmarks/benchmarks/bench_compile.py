@@ -52,13 +52,14 @@ class CompiledTapeOverhead:
 
     params = [["scalar_chain", "indexing_loop"]]
     param_names = ["workload"]
+    backend = "default"
 
     def setup(self, workload):
         base = TapeOverhead()
         base.setup(workload)
         self.x, self.primitives, self.by_hand = base.x, base.primitives, base.by_hand
         self.f = base.f
-        self.grad = dualrev.compile(dualrev.grad(self.f))
+        self.grad = dualrev.compile(dualrev.grad(self.f), backend=self.backend)
         self.grad(self.x)
 
     def time_grad(self, workload):
@@ -71,8 +72,8 @@ class CompiledTapeOverhead:
 
     def track_staging_over_eager(self, workload):
         return _staging_over_eager(
-            lambda compiled: dualrev.compile(dualrev.grad(self.f)) if compiled
-            else dualrev.grad(self.f), lambda g: lambda: g(self.x))
+            lambda compiled: dualrev.compile(dualrev.grad(self.f), backend=self.backend)
+            if compiled else dualrev.grad(self.f), lambda g: lambda: g(self.x))
 
     track_staging_over_eager.unit = "ratio"
 
@@ -192,28 +193,15 @@ def _require_numba():
         raise NotImplementedError("the compiled-numba benchmarks need dualrev[jit]")
 
 
-class FusedTapeOverhead:
+class FusedTapeOverhead(CompiledTapeOverhead):
     """compiled-numba: per-primitive cost of the fused gradient (scalar programs)."""
 
-    params = [["scalar_chain", "indexing_loop"]]
-    param_names = ["workload"]
+    backend = "numba"
     timeout = 300
 
     def setup(self, workload):
         _require_numba()
-        base = TapeOverhead()
-        base.setup(workload)
-        self.x, self.primitives = base.x, base.primitives
-        self.grad = dualrev.compile(dualrev.grad(base.f), backend="numba")
-        self.grad(self.x)
-
-    def time_grad(self, workload):
-        self.grad(self.x)
-
-    def track_grad_us_per_primitive(self, workload):
-        return 1e6 * _best_seconds(lambda: self.grad(self.x)) / self.primitives
-
-    track_grad_us_per_primitive.unit = "us"
+        super().setup(workload)
 
     def track_compile_seconds(self, workload):
         return self.grad.programs[0].compile_seconds
