@@ -34,6 +34,7 @@ differentiated argument."""
 
 _new = object.__new__
 FLOAT64 = np.dtype(np.float64)
+_PLAIN = frozenset({np.ndarray, np.float64, np.float32, float})  # plain NumPy values
 
 
 class Node(TracedArray):
@@ -276,7 +277,8 @@ class Tape:
                 self._accumulate(op, g, record, cts, owned)
                 continue
             vjps = op.vjps
-            complex_out = _is_complex(out)
+            cls = out.__class__  # the common real types without a call: the hot path
+            complex_out = False if cls is np.float64 or cls is float else _is_complex(out)
             for pos, p in parents:
                 c = vjps[pos](g, out, *vals, **params) if params else vjps[pos](g, out, *vals)
                 if complex_out and not _is_complex(vals[pos]):
@@ -298,12 +300,14 @@ class Tape:
         _, vals, params, out, parents = record
         for pos, p in parents:
             x, prev = vals[pos], cts[p]
-            if _carries_derivative(x) or _carries_derivative(prev):
+            plain = g.__class__ in _PLAIN and x.__class__ in _PLAIN and (
+                prev is None or prev.__class__ in _PLAIN)  # x[i] in a loop: no more tests
+            if not plain and (_carries_derivative(x) or _carries_derivative(prev)):
                 c = op.vjps[pos](g, out, *vals, **params)
                 cts[p] = c if prev is None else prev + c
                 owned.discard(p)
-            elif isinstance(g, Tracer) or isinstance(prev, Tracer) or is_lazy(g) \
-                    or is_lazy(prev):
+            elif not plain and (isinstance(g, Tracer) or isinstance(prev, Tracer)
+                                or is_lazy(g) or is_lazy(prev)):
                 # staged: recorded as ops; the compiled program updates in place.
                 # lazy (dask): a new graph, never an in-place update
                 cts[p] = op.vjps[pos](g, out, *vals, **params) if prev is None \
