@@ -22,6 +22,8 @@ import re
 import sys
 import warnings
 
+import numpy as np
+
 from .core import Tracer
 from .tree import flatten, unflatten
 
@@ -49,6 +51,17 @@ def is_lazy(x):
     """
     array = _dask_array_type()
     return array is not None and isinstance(x, array)
+
+
+def broadcast_like(g, shape, chunks):
+    """The plain value ``g`` broadcast to ``shape`` as a dask array of
+    ``chunks``: a reduction's cotangent for lazy data stays lazy (a NumPy
+    broadcast would be shipped whole, as one chunk as long as the data)."""
+    import dask.array as da
+    g = np.asarray(g)
+    lead = len(shape) - g.ndim
+    own = tuple((1,) * n if n == 1 else c for c, n in zip(chunks[lead:], g.shape))
+    return da.broadcast_to(da.from_array(g, chunks=own), shape, chunks=chunks)
 
 
 def lazy_float(x, where):

@@ -74,11 +74,12 @@ def _is_complex(value):
 class Dropped:
     """What a record keeps of a value that its rules do not read."""
 
-    __slots__ = ("shape", "dtype")
+    __slots__ = ("shape", "dtype", "chunks")
 
     def __init__(self, x):
         self.shape = getattr(x, "shape", ())
         self.dtype = getattr(x, "dtype", FLOAT64)
+        self.chunks = getattr(x, "chunks", None)  # a dask array's: see lazy.broadcast_like
 
     @property
     def ndim(self):
