@@ -81,9 +81,11 @@ class CompiledTapeOverhead:
 class CompiledMLP:
     """Two-layer MLP (batch 128, 784-256-10): compiled gradient against hand-written."""
 
+    backend = "default"
+
     def setup(self):
         self.params, self.X, self.y = mlp_problem()
-        self.grad = dualrev.compile(dualrev.grad(mlp_loss))
+        self.grad = dualrev.compile(dualrev.grad(mlp_loss), backend=self.backend)
         self.grad(self.params, self.X, self.y)
 
     def time_grad(self):
@@ -97,8 +99,9 @@ class CompiledMLP:
 
     def track_staging_over_eager(self):
         return _staging_over_eager(
-            lambda compiled: dualrev.compile(dualrev.grad(mlp_loss)) if compiled
-            else dualrev.grad(mlp_loss), lambda g: lambda: g(self.params, self.X, self.y))
+            lambda compiled: dualrev.compile(dualrev.grad(mlp_loss), backend=self.backend)
+            if compiled else dualrev.grad(mlp_loss),
+            lambda g: lambda: g(self.params, self.X, self.y))
 
     track_staging_over_eager.unit = "ratio"
 
@@ -249,25 +252,15 @@ class FusedRosenbrock:
     track_compile_seconds.unit = "seconds"
 
 
-class FusedMLP:
+class FusedMLP(CompiledMLP):
     """compiled-numba: MLP (batch 128, 784-256-10) gradient over hand-written."""
 
+    backend = "numba"
     timeout = 300
 
     def setup(self):
         _require_numba()
-        self.params, self.X, self.y = mlp_problem()
-        self.grad = dualrev.compile(dualrev.grad(mlp_loss), backend="numba")
-        self.grad(self.params, self.X, self.y)
-
-    def time_grad(self):
-        self.grad(self.params, self.X, self.y)
-
-    def track_grad_over_by_hand(self):
-        return _ratio(lambda: self.grad(self.params, self.X, self.y),
-                      lambda: mlp_loss_grad_by_hand(self.params, self.X, self.y))
-
-    track_grad_over_by_hand.unit = "ratio"
+        super().setup()
 
 
 def main_numba():
