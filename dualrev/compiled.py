@@ -17,7 +17,9 @@ import warnings
 import numpy as np
 
 from . import passes
+from .chunked import LazyProgram, lazy_program
 from .codegen import Miss, generate
+from .lazy import is_lazy
 from .registry import Tracer
 from .staging import Program, StagingTrace, Var
 from .tree import flatten, unflatten
@@ -239,7 +241,10 @@ class Compiled:
         for leaf in leaves:
             if isinstance(leaf, Tracer):
                 return None
-            if isinstance(leaf, _DYNAMIC):
+            if is_lazy(leaf):  # data: a program per shape and chunks
+                kinds.append((type(leaf), leaf.shape, leaf.dtype, leaf.chunks))
+                dynamic.append(leaf)
+            elif isinstance(leaf, _DYNAMIC):
                 if isinstance(leaf, np.matrix):
                     raise TypeError("np.matrix inputs are not supported: pass "
                                     "np.asarray(m)")
@@ -281,7 +286,8 @@ class Compiled:
                     rebuilt.append(next(it) if dyn else {})
                 else:
                     rebuilt.append(unflatten(treedef, [
-                        next(it) if isinstance(leaf, _DYNAMIC) else leaf for leaf in leaves]))
+                        next(it) if isinstance(leaf, _DYNAMIC) or is_lazy(leaf) else leaf
+                        for leaf in leaves]))
             return rebuilt[:-1], rebuilt[-1]
         return signature, dynamic, tuple(varying), rebuild
 
@@ -332,12 +338,17 @@ class Compiled:
         before = len(program.equations)
         program = passes.optimize(program)
         seconds = time.perf_counter() - start
-        if self.varying_argnums:
+        if any(is_lazy(x) for x in dynamic):  # dask data: see dualrev.chunked
+            entry = lazy_program(program, out_def, seconds, before, dynamic)
+            entry.split_at(varying)
+            result = unflatten(out_def, entry.run(*dynamic))
+        elif self.varying_argnums:
             entry = SplitProgram(program, out_def, seconds, before, varying, self.backend)
         else:
             entry = CompiledProgram(program, out_def, seconds, before, self.backend)
-        result = unflatten(out_def, [o.value if isinstance(o, Tracer) else o
-                                     for o in out_leaves])
+        if not isinstance(entry, LazyProgram):
+            result = unflatten(out_def, [o.value if isinstance(o, Tracer) else o
+                                         for o in out_leaves])
         with self._lock:
             entries = self.cache.setdefault(signature, [])
             entries.insert(0, entry)

@@ -19,6 +19,7 @@ import operator
 
 import numpy as np
 
+from .lazy import LazyEvaluationError, is_lazy
 from .numpy_dispatch import Indexable, TracedArray
 from .registry import NO_PARAMS, Op, Tracer, new_level
 from .tree import flatten, unflatten
@@ -190,6 +191,15 @@ class StagingTrace:
         self.body.append(Guard(x.var, kind, outcome))
         return outcome
 
+    def read(self, x, kind):
+        """The value Python reads of the staged ``x`` (``bool`` or itself)."""
+        if is_lazy(x.value):
+            raise LazyEvaluationError(
+                f"Python read a dask value inside a compiled function ({kind} of the "
+                f"output of op {x.var.source!r}): that would compute the data there. "
+                "Use np.where(condition, a, b) to stay lazy, or decide on NumPy values")
+        return self.guard(x, kind, bool(x.value) if kind == "bool" else x.value)
+
     def concrete(self, v):
         """``v`` with every staged value in it replaced by its value, guarded:
         what ops take as static parameters (axes, indices, shapes)."""
@@ -197,7 +207,7 @@ class StagingTrace:
             if v._trace is not self:
                 raise StagingError("a traced value of another, finished transformation "
                                    "was used as a static parameter")
-            return self.guard(v, "value", v.value)
+            return self.read(v, "value")
         if isinstance(v, (tuple, list)):
             if any(isinstance(i, (Staged, tuple, list, slice)) for i in v):
                 return type(v)(self.concrete(i) for i in v)
@@ -252,7 +262,7 @@ class Staged(TracedArray):
 
     # Python reading the value: a guard, then the value.
     def __bool__(self):
-        return self._trace.guard(self, "bool", bool(self.value))
+        return self._trace.read(self, "bool")
 
     def __index__(self):
         return operator.index(self._trace.concrete(self))

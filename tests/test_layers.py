@@ -28,7 +28,7 @@ LAYERS = (
     ("ops",),
     ("forward", "reverse", "staging"),
     ("passes", "codegen"),
-    ("numba_backend",),
+    ("numba_backend", "chunked"),
     ("compiled",),
     ("costmodel",),
     ("api",),

@@ -1,0 +1,453 @@
+"""Compiled programs over dask data: one task per chunk of rows, one pass.
+
+:func:`dualrev.compile` stages a function called with dask arrays (the data)
+as it stages any other: the primitives run on the dask arrays, building their
+graph, and are recorded. What runs afterwards is not that graph. When the
+program is a map-reduce over the rows of the data (a loss summed or averaged
+over samples, its gradient, Hessian-vector products, Hessians), it is split
+in three (:func:`split_by_rows`):
+
+- ``before``: what the small inputs (parameters) alone determine, run once
+  in NumPy by the caller;
+- ``per chunk``: the work on each chunk of rows, ending in the sums over
+  rows (``np.sum`` and ``np.mean`` over the row axis, ``X.T @ r``), generated
+  as NumPy source for the chunk's shape and run as **one dask task per
+  chunk**;
+- ``after``: what reads those sums, run in NumPy once the chunks' partial
+  sums are added.
+
+One call is then one ``dask.compute`` of a graph with one task per chunk and
+one that adds their partial sums: one pass over the data, whatever the number
+of primitives. The data's row axis is the axis of length ``n`` (the rows of
+the dask inputs, all chunked along their first axis). An op is placed in the
+per-chunk part only when it is known to treat rows independently
+(elementwise ops, reductions and matrix products over other axes, row-wise
+indexing, reshapes and transposes that keep the rows whole): anything else
+that meets the rows, a value computed from a sum over rows feeding back
+into the rows (which would need a second pass), a guard reading the data,
+or an output as long as the data makes :class:`ChunkedProgram` unavailable
+(:class:`NotRowSeparable` names the reason), and the program's own
+generated source is replayed over the dask arrays instead
+(:class:`LazyProgram`): still one ``dask.compute`` per call.
+"""
+
+import functools
+import operator
+import uuid
+
+import numpy as np
+
+from .codegen import Miss, generate
+from .lazy import compute_leaves, is_lazy
+from .registry import OPS
+from .staging import Const, Equation, Guard, Program, Var
+
+__all__ = ["ChunkedProgram", "LazyProgram", "NotRowSeparable", "split_by_rows",
+           "lazy_program"]
+
+
+class NotRowSeparable(Exception):
+    """A program that is not a map-reduce over the rows of its data (why)."""
+
+
+#: Ops with a loop body that are not elementwise.
+_NOT_ELEMENTWISE = {"sum", "getitem", "untake", "index_add"}
+
+#: Ops whose sums over the row axis add up over chunks.
+_ROW_SUMS = {"sum", "matmul"}
+
+
+# ---- splitting a program ------------------------------------------------------
+
+class RowSplit:
+    """A program split by :func:`split_by_rows`: ``before``, ``per_chunk`` and
+    ``after`` equations, the sums over rows that ``per_chunk`` ends in
+    (``totals``), and each row value's row axis (``rows``)."""
+
+    def __init__(self, before, per_chunk, after, totals, rows):
+        self.before, self.per_chunk, self.after = before, per_chunk, after
+        self.totals, self.rows = totals, rows
+
+
+def split_by_rows(program, data, n):
+    """Split ``program`` whose inputs at positions ``data`` hold the data
+    (``n`` rows, along axis 0) into a :class:`RowSplit`, or raise
+    :class:`NotRowSeparable` saying why it is not a map-reduce over rows."""
+    rows = {}  # Var -> its row axis (a value as long as the data)
+    totals = set()  # Vars made from sums over rows
+    for k, var in enumerate(program.inputs):
+        if k in data:
+            if _row_axis(var.aval[1], n) != 0:
+                raise NotRowSeparable("the dask inputs must share their first axis, "
+                                      "the rows, and no other axis of that length")
+            rows[var] = 0
+        elif _row_axis(var.aval[1], n) is not None:
+            raise NotRowSeparable("an input that is not a dask array is as long "
+                                  "as the data")
+    before, per_chunk, after, sums = [], [], [], []
+    for item in program.body:
+        if isinstance(item, Guard):
+            if item.var in rows or item.var in totals:
+                raise NotRowSeparable("Python reads a value computed from the data")
+            before.append(item)
+            continue
+        ins = [r for r in item.ins if isinstance(r, Var)]
+        if any(r in totals for r in ins):
+            if any(r in rows for r in ins) or _row_axis(item.out.aval[1], n) is not None:
+                raise NotRowSeparable(
+                    f"a sum over the rows feeds op {item.op.name!r} on the rows again "
+                    "(that needs a second pass over the data)")
+            totals.add(item.out)
+            after.append(item)
+            continue
+        axis = _row_axis(item.out.aval[1], n)
+        if axis is None and not any(r in rows for r in ins):
+            before.append(item)
+            continue
+        _check_consts(item, n)
+        if axis is None:
+            _check_row_sum(item, rows)
+            totals.add(item.out)
+            sums.append(item.out)
+        else:
+            _check_row_local(item, rows, axis)
+            rows[item.out] = axis
+        _resized_params(item, n, n, axis)  # raises on a parameter depending on n
+        per_chunk.append(item)
+    for r in program.outputs:
+        if r in rows:
+            raise NotRowSeparable("an output is as long as the data (a derivative "
+                                  "with respect to the data?)")
+    return RowSplit(before, per_chunk, after, sums, rows)
+
+
+def _row_axis(shape, n):
+    axes = [a for a, size in enumerate(shape) if size == n]
+    if len(axes) > 1:
+        raise NotRowSeparable(f"a value has {len(axes)} axes as long as the data")
+    return axes[0] if axes else None
+
+
+def _check_consts(eqn, n):
+    for r in eqn.ins:
+        if isinstance(r, Const) and n in np.shape(r.value):
+            raise NotRowSeparable(f"op {eqn.op.name!r} reads a constant array as long "
+                                  "as the data (pass it as a dask argument)")
+
+
+def _axes(eqn):
+    """The axes ``eqn``'s ``axis`` parameter names, non-negative."""
+    ndim = len(eqn.ins[0].aval[1]) if isinstance(eqn.ins[0], Var) else \
+        np.ndim(eqn.ins[0].value)
+    axis = eqn.params["axis"]
+    if axis is None:
+        return set(range(ndim))
+    axis = (axis,) if isinstance(axis, (int, np.integer)) else axis
+    return {int(a) % ndim for a in axis}
+
+
+def _contracted(shape, first):
+    """The axis a matrix product contracts in an operand of ``shape``
+    (``first``: the left operand)."""
+    if len(shape) == 1:
+        return 0
+    return len(shape) - 1 if first else len(shape) - 2
+
+
+def _check_row_sum(eqn, rows):
+    """``eqn`` reduces the rows away: it must be a sum over them."""
+    name = eqn.op.name
+    if OPS.get(name) is eqn.op and name in _ROW_SUMS:
+        if name == "sum" and all(rows[r] in _axes(eqn) for r in eqn.ins if r in rows):
+            return
+        if name == "matmul" and all(
+                rows[r] == _contracted(r.aval[1], k == 0)
+                for k, r in enumerate(eqn.ins) if isinstance(r, Var) and r in rows):
+            return
+    raise NotRowSeparable(f"op {name!r} reduces over the rows of the data; only sums "
+                          "(np.sum, np.mean, X.T @ r) add up across chunks")
+
+
+def _check_row_local(eqn, rows, axis):
+    """``eqn`` makes a value as long as the data: each of its rows must come
+    from the same row of its inputs."""
+    name = eqn.op.name
+    registered = OPS.get(name) is eqn.op
+    row_ins = [(k, r) for k, r in enumerate(eqn.ins) if isinstance(r, Var) and r in rows]
+    out_ndim = len(eqn.out.aval[1])
+
+    def aligned():  # broadcasting: each input's row axis is the output's
+        return all(out_ndim - len(r.aval[1]) + rows[r] == axis for _, r in row_ins)
+
+    if not registered:
+        pass
+    elif eqn.op.loop is not None and name not in _NOT_ELEMENTWISE:
+        if aligned():
+            return
+    elif name == "transpose" or (name == "broadcast_to" and aligned()):
+        return
+    elif name == "reshape":
+        (_, r), = row_ins
+        if np.prod(r.aval[1][:rows[r]]) == np.prod(eqn.out.aval[1][:axis]):
+            return
+    elif name in ("getitem", "untake"):
+        if all(_keeps_rows(eqn.params["index"], rows[r]) for _, r in row_ins) and \
+                (name == "getitem" or _keeps_rows(eqn.params["index"], axis)):
+            return
+    elif name == "matmul":
+        if all(rows[r] != _contracted(r.aval[1], k == 0) for k, r in row_ins):
+            return
+    elif "axis" in eqn.params:
+        if all(rows[r] not in _axes(eqn) for _, r in row_ins):
+            return
+    raise NotRowSeparable(f"op {name!r} is not known to treat the rows of the data "
+                          "independently")
+
+
+def _keeps_rows(index, axis):
+    """Does the basic ``index`` take every row of ``axis``, in place?"""
+    index = index if isinstance(index, tuple) else (index,)
+    before = index[:axis]
+    if any(i is None or i is Ellipsis or not isinstance(i, (int, np.integer, slice))
+           for i in before) or any(isinstance(i, (int, np.integer)) for i in before):
+        return False
+    return len(index) <= axis or index[axis] == slice(None)
+
+
+# ---- running it -----------------------------------------------------------------
+
+def _var_like(var, shape):
+    """A Var of NumPy type and ``shape``, the dtype of ``var``."""
+    new = object.__new__(Var)
+    new.id, new.source = var.id, var.source
+    new.aval = (np.ndarray, shape, var.aval[2])
+    return new
+
+
+def _rename(r, renamed):
+    return renamed.get(r, r) if isinstance(r, Var) else r
+
+
+def _resized_params(eqn, n, m, axis):
+    """``eqn``'s parameters with a shape as long as the data (the output's
+    shape, with ``n`` at the row ``axis``) resized to ``m`` rows; any other
+    parameter that depends on ``n`` raises :class:`NotRowSeparable`."""
+    params = {}
+    for key, value in eqn.params.items():
+        rest = value
+        if isinstance(value, tuple) and len(value) == len(eqn.out.aval[1]) \
+                and axis is not None and value[axis] == n \
+                and all(isinstance(v, (int, np.integer)) for v in value):
+            rest = value[:axis] + value[axis + 1:]
+            value = value[:axis] + (m,) + value[axis + 1:]
+        if _mentions(rest, n):
+            raise NotRowSeparable(f"op {eqn.op.name!r} has a parameter that depends "
+                                  "on the number of rows")
+        params[key] = value
+    return params
+
+
+def _mentions(value, n):
+    if isinstance(value, (tuple, list)):
+        return any(_mentions(v, n) for v in value)
+    if isinstance(value, slice):
+        return any(_mentions(v, n) for v in (value.start, value.stop, value.step))
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) \
+        and value == n
+
+
+class ChunkKernel:
+    """The per-chunk program for chunks of ``m`` rows, generated on first use
+    (in each process that runs it: what is pickled is the program)."""
+
+    def __init__(self, program):
+        self.program = program
+        self._run = None
+
+    def __getstate__(self):
+        return {"program": self.program}
+
+    def __setstate__(self, state):
+        self.program, self._run = state["program"], None
+
+    def __call__(self, small, *blocks):
+        if self._run is None:
+            source, namespace = generate(self.program, "chunk")
+            exec(compile(source, "<dualrev.compile: chunk>", "exec"), namespace)
+            self._run = namespace["chunk"]
+        return self._run(*small, *blocks)
+
+
+def _add_partials(parts):
+    return [functools.reduce(operator.add, column) for column in zip(*parts)]
+
+
+class LazyProgram:
+    """A program with dask inputs replayed over them as generated source (the
+    graph rebuilt per call), its outputs computed in one ``dask.compute``."""
+
+    kind = "lazy"
+
+    def __init__(self, program, out_def, staging_seconds, equations_before, reason):
+        self.program, self.out_def = program, out_def
+        self.staging_seconds, self.equations_before = staging_seconds, equations_before
+        self.reason = reason
+        self.backend = "default"
+        self.hits = 0
+        self.source, namespace = generate(program)
+        exec(compile(self.source, "<dualrev.compile>", "exec"), namespace)
+        self._replay = namespace["replay"]
+        self.fixed_outputs = [_VARYING] * len(program.outputs)
+
+    def __repr__(self):
+        return f"<{type(self).__name__}: {self.program!r}>"
+
+    def run(self, *dynamic):
+        out = self._replay(*dynamic)
+        return out if out.__class__ is Miss else list(compute_leaves(list(out)))
+
+    # The interface of a program split in its varying inputs (Compiled.fix):
+    # over dask data nothing is worth running apart, so the "fixed part"
+    # keeps the fixed inputs and each call runs the whole program.
+    def run_fixed(self, *fixed):
+        return fixed
+
+    def run_varying(self, *inputs):
+        return self.run(*(inputs[k] for k in self._order))
+
+    def split_at(self, varying):
+        """Order the inputs of :meth:`run_varying` (fixed ones, then ``varying``)."""
+        fixed = [k for k in range(len(self.program.inputs)) if k not in varying]
+        position = {k: j for j, k in enumerate(fixed + list(varying))}
+        self._order = [position[k] for k in range(len(self.program.inputs))]
+
+
+_VARYING = object()
+
+
+class ChunkedProgram(LazyProgram):
+    """A program over dask data run as one task per chunk of rows plus one
+    that adds their partial sums (see the module's documentation).
+
+    Attributes
+    ----------
+    split : RowSplit
+        The program's equations, by where they run.
+    kernels : dict
+        Rows per chunk -> its :class:`ChunkKernel` (made when first needed).
+    """
+
+    kind = "chunked"
+
+    def __init__(self, program, out_def, staging_seconds, equations_before, data, n):
+        self.split = split_by_rows(program, data, n)
+        super().__init__(program, out_def, staging_seconds, equations_before, None)
+        self.data, self.n = data, n
+        split = self.split
+        self.small = [k for k in range(len(program.inputs)) if k not in data]
+        # what crosses from one part to the next: values of the small part
+        # read later, and the sums over rows
+        later = split.per_chunk + split.after
+        read = {r for e in later for r in e.ins if isinstance(r, Var)}
+        read |= {r for r in program.outputs if isinstance(r, Var)}
+        made_before = {e.out for e in split.before if isinstance(e, Equation)}
+        made_before |= {program.inputs[k] for k in self.small}
+        self.carried = [v for v in _ordered(program, made_before) if v in read]
+        self._before = self._generate(Program([program.inputs[k] for k in self.small],
+                                              split.before, self.carried))
+        sums = split.totals
+        self._after = self._generate(Program(self.carried + sums, split.after,
+                                             program.outputs))
+        self.kernels = {}
+
+    def _generate(self, program):
+        renamed = {}
+        for v in _ordered(program, None):
+            renamed[v] = _var_like(v, v.aval[1])
+        program = _renamed(program, renamed, lambda e: e.params)
+        source, namespace = generate(program, "part")
+        exec(compile(source, "<dualrev.compile: part>", "exec"), namespace)
+        return namespace["part"]
+
+    def kernel(self, m):
+        """The :class:`ChunkKernel` of chunks of ``m`` rows."""
+        kernel = self.kernels.get(m)
+        if kernel is None:
+            rows, n = self.split.rows, self.n
+            renamed = {}
+            for v in _ordered(Program([self.program.inputs[k] for k in self.data],
+                                      self.split.per_chunk, []), None):
+                shape = v.aval[1]
+                if v in rows:
+                    shape = shape[:rows[v]] + (m,) + shape[rows[v] + 1:]
+                renamed[v] = _var_like(v, shape)
+            for v in self.carried:
+                renamed[v] = _var_like(v, v.aval[1])
+            program = Program(self.carried + [self.program.inputs[k] for k in self.data],
+                              self.split.per_chunk, self.split.totals)
+            kernel = self.kernels[m] = ChunkKernel(_renamed(
+                program, renamed,
+                lambda e: _resized_params(e, n, m, rows.get(e.out))))
+        return kernel
+
+    def run(self, *dynamic):
+        import dask
+        from dask.delayed import Delayed
+        from dask.highlevelgraph import HighLevelGraph
+        carried = self._before(*(dynamic[k] for k in self.small))
+        if carried.__class__ is Miss:
+            return carried
+        data = _aligned([dynamic[k] for k in self.data])
+        name = f"dualrev-chunk-{uuid.uuid4().hex}"
+        layer = {}
+        for i, m in enumerate(data[0].chunks[0]):
+            blocks = [(x.name, i) + (0,) * (x.ndim - 1) for x in data]
+            layer[(name, i)] = (self.kernel(m), list(carried), *blocks)
+        total = name
+        layer[total] = (_add_partials, [key for key in layer])
+        graph = HighLevelGraph.from_collections(name, layer, dependencies=data)
+        sums, = dask.compute(Delayed(total, graph))
+        return list(self._after(*carried, *sums))
+
+
+def _ordered(program, among):
+    """Vars of ``program`` (inputs, then outputs of equations), in order."""
+    seen = list(program.inputs) + [e.out for e in program.body if isinstance(e, Equation)]
+    return [v for v in seen if among is None or v in among]
+
+
+def _renamed(program, renamed, params):
+    body = []
+    for item in program.body:
+        if isinstance(item, Guard):
+            body.append(Guard(_rename(item.var, renamed), item.kind, item.expected))
+        else:
+            body.append(Equation(item.op, tuple(_rename(r, renamed) for r in item.ins),
+                                 params(item), _rename(item.out, renamed)))
+    return Program([_rename(v, renamed) for v in program.inputs], body,
+                   [_rename(r, renamed) for r in program.outputs])
+
+
+def _aligned(data):
+    """The dask inputs with the row chunks of the first and one chunk along
+    every other axis."""
+    rows = data[0].chunks[0]
+    return [x if x.chunks[0] == rows and all(len(c) == 1 for c in x.chunks[1:])
+            else x.rechunk((rows,) + tuple(-1 for _ in x.shape[1:])) for x in data]
+
+
+def lazy_program(program, out_def, staging_seconds, equations_before, dynamic):
+    """The program for a call whose ``dynamic`` inputs include dask arrays: a
+    :class:`ChunkedProgram` when it is a map-reduce over the rows of the
+    data, else a :class:`LazyProgram` (its ``reason`` says why)."""
+    data = [k for k, x in enumerate(dynamic) if is_lazy(x)]
+    lengths = {dynamic[k].shape[0] if dynamic[k].ndim else None for k in data}
+    reason = "the dask inputs do not share their number of rows (at least 2)"
+    if len(lengths) == 1 and None not in lengths and min(lengths) >= 2:
+        n, = lengths
+        try:
+            return ChunkedProgram(program, out_def, staging_seconds, equations_before,
+                                  data, n)
+        except NotRowSeparable as error:
+            reason = str(error)
+    return LazyProgram(program, out_def, staging_seconds, equations_before, reason)
