@@ -39,7 +39,7 @@ import numpy as np
 
 from .codegen import Miss, generate
 from .lazy import compute_leaves, is_lazy
-from .registry import OPS
+from .registry import OPS, Op
 from .staging import Const, Equation, Guard, Program, Var
 
 __all__ = ["ChunkedProgram", "LazyProgram", "NotRowSeparable", "split_by_rows",
@@ -256,6 +256,57 @@ def _mentions(value, n):
         and value == n
 
 
+# ---- the per-chunk program's matrix products ---------------------------------------
+
+def matmul_as_gemm(a, b):
+    """``np.matmul(a, b)``, a stack of matrices against one matrix done as one
+    matrix product (NumPy multiplies a stack one matrix at a time).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a, b = np.ones((4, 3)), np.arange(24.0).reshape(2, 3, 4)
+    >>> bool(np.allclose(matmul_as_gemm(a, b), a @ b))
+    True
+    """
+    if a.ndim == 2 and b.ndim > 2:
+        stacked = np.moveaxis(b, -2, 0)
+        product = a @ stacked.reshape(stacked.shape[0], -1)
+        return np.moveaxis(product.reshape((a.shape[0],) + stacked.shape[1:]), 0, -2)
+    if b.ndim == 2 and a.ndim > 2:
+        return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + b.shape[-1:])
+    return np.matmul(a, b)
+
+
+def columns_as_stack(a):
+    """``a @ E`` where ``E[i]`` is the ``i``-th unit column: the columns of
+    ``a`` as a stack of ``(rows, 1)`` matrices (a view)."""
+    return np.moveaxis(a, -1, 0)[..., None]
+
+
+_GEMM = Op("matmul", matmul_as_gemm, None, None)
+_COLUMNS = Op("columns", columns_as_stack, None, None)
+
+
+def _unit_columns(r, a):
+    """Is ``r`` the constant stack of unit columns of ``a``'s width (the
+    tangents that a Hessian pushes in one batch)?"""
+    if not isinstance(r, Const) or not isinstance(a, Var) or len(a.aval[1]) != 2:
+        return False
+    k = a.aval[1][1]
+    return np.shape(r.value) == (k, k, 1) and np.array_equal(r.value[..., 0], np.eye(k))
+
+
+def _fast_products(eqn):
+    """``eqn`` with a matrix product written for chunks (see :func:`matmul_as_gemm`)."""
+    if eqn.op is not OPS.get("matmul"):
+        return eqn
+    a, b = eqn.ins
+    if _unit_columns(b, a):
+        return Equation(_COLUMNS, (a,), {}, eqn.out)
+    return Equation(_GEMM, eqn.ins, eqn.params, eqn.out)
+
+
 class ChunkKernel:
     """The per-chunk program for chunks of ``m`` rows, generated on first use
     (in each process that runs it: what is pickled is the program)."""
@@ -385,9 +436,10 @@ class ChunkedProgram(LazyProgram):
                 renamed[v] = _var_like(v, v.aval[1])
             program = Program(self.carried + [self.program.inputs[k] for k in self.data],
                               self.split.per_chunk, self.split.totals)
-            kernel = self.kernels[m] = ChunkKernel(_renamed(
-                program, renamed,
-                lambda e: _resized_params(e, n, m, rows.get(e.out))))
+            program = _renamed(program, renamed,
+                               lambda e: _resized_params(e, n, m, rows.get(e.out)))
+            program.body = [_fast_products(e) for e in program.body]
+            kernel = self.kernels[m] = ChunkKernel(program)
         return kernel
 
     def run(self, *dynamic):

@@ -37,7 +37,8 @@ from . import costmodel
 from .compiled import compile
 from .api import (argnums_tuple, as_float, float_dtype, grad, jacfwd, jacrev, jvp,
                   stop_gradient, value_and_grad)
-from .lazy import compute_leaves, computed, computed_results, guard_materialization
+from .lazy import (compute_leaves, computed, computed_results, guard_materialization,
+                   is_lazy)
 from .registry import Tracer, shape_of
 from .reverse import Tape
 from .tree import flatten, ravel_pytree, unflatten
@@ -467,6 +468,58 @@ class CompiledRecording:
         return [np.stack([c[j] for c in columns]) for j in range(len(v_leaves))]
 
 
+#: Up to this many parameters, an operator over dask data computes the whole
+#: Hessian with the value and gradient, in one pass over the data (batched
+#: forward-over-reverse); its products then read no data. Beyond it, each
+#: product is one pass.
+DENSE_HESSIAN_MAX = 64
+
+
+class LazyDataRecording:
+    """What :class:`HVPOperator` reads, from an :class:`HVPProgram` called
+    with dask data: the value, the gradient and, for at most
+    :data:`DENSE_HESSIAN_MAX` parameters, the whole Hessian from one pass
+    over the data; otherwise each product is one pass."""
+
+    def __init__(self, program, x, args):
+        _, point, _ = _selected(program.f, x, args, program.argnums)
+        x_leaves, self.treedef = flatten(point)
+        self.x_leaves = [as_float(leaf, "x") for leaf in x_leaves]
+        self.program, self.x, self.args = program, x, args
+        self.hessian = None
+        sizes = [int(np.prod(shape_of(leaf))) for leaf in self.x_leaves]
+        if sum(sizes) <= DENSE_HESSIAN_MAX:
+            self.value, self.grad_leaves, blocks = program.dense(x, *args)
+            k = len(sizes)  # blocks: the Hessian's (i, j) blocks, row by row
+            self.hessian = np.block([[np.reshape(blocks[i * k + j], (sizes[i], sizes[j]))
+                                      for j in range(k)] for i in range(k)])
+        else:
+            self.value, self.grad_leaves = program.value_and_grad(x, *args)
+
+    def _shaped(self, flat, batch=()):
+        leaves, bounds = [], 0
+        for leaf in self.x_leaves:
+            size = int(np.prod(shape_of(leaf)))
+            leaves.append(flat[..., bounds:bounds + size].reshape(batch + shape_of(leaf)))
+            bounds += size
+        return leaves
+
+    def product(self, v_leaves, mode):
+        if self.hessian is None:
+            v = unflatten(self.treedef, list(v_leaves))
+            return flatten(self.program.products(self.x, v, *self.args))[0]
+        flat = np.concatenate([np.ravel(leaf) for leaf in v_leaves])
+        return self._shaped(self.hessian @ flat)
+
+    def forward(self, v_leaves, batch):
+        if self.hessian is None:
+            columns = [self.product([leaf[k, ...] for leaf in v_leaves], None)
+                       for k in range(batch[0])]
+            return [np.stack([c[j] for c in columns]) for j in range(len(v_leaves))]
+        V = np.concatenate([np.reshape(leaf, batch + (-1,)) for leaf in v_leaves], axis=1)
+        return self._shaped(V @ self.hessian, batch)
+
+
 class HVPProgram:
     """Value, gradient and Hessian-vector products of ``f``, staged by
     :func:`dualrev.compile` once and replayed at every point.
@@ -476,6 +529,11 @@ class HVPProgram:
     runs once; each product runs the rest, as generated NumPy code with no
     tracing. A Newton-type loop keeps one ``HVPProgram`` and asks it for an
     operator at each iterate.
+
+    With dask arrays among ``args`` (the data), every program runs as one
+    task per chunk of rows (:mod:`dualrev.chunked`), and an operator with at
+    most :data:`DENSE_HESSIAN_MAX` parameters takes the whole Hessian from
+    the same pass over the data as the value and gradient.
 
     Parameters
     ----------
@@ -513,12 +571,31 @@ class HVPProgram:
             return (recording.value, recording.grad_leaves,
                     recording.product(flatten(v)[0], self.mode))
 
+        def value_grad_hessian(x, *args):
+            g, point, rest = _selected(self.f, x, args, self.argnums)
+            value, gradient = value_and_grad(g)(point, *rest)
+            return value, flatten(gradient)[0], flatten(hessian(g)(point, *rest))[0]
+
+        def products(x, v, *args):
+            g, point, rest = _selected(self.f, x, args, self.argnums)
+            return hvp(g, point, v, args=rest)
+
+        def value_and_gradient(x, *args):
+            g, point, rest = _selected(self.f, x, args, self.argnums)
+            value, gradient = value_and_grad(g)(point, *rest)
+            return value, flatten(gradient)[0]
+
         self.compiled = compile(value_grad_product, varying_argnums=1)
+        self.dense = compile(value_grad_hessian)
+        self.products = compile(products)
+        self.value_and_grad = compile(value_and_gradient)
 
     def operator(self, x, *, args=()):
         """The Hessian at ``x`` as an :class:`HVPOperator` (compiled products)."""
         flat, unravel = ravel_pytree(x)
-        return HVPOperator(CompiledRecording(self, x, args), self.mode, unravel, flat.size)
+        lazy = any(is_lazy(leaf) for leaf in flatten(args)[0])
+        recording = (LazyDataRecording if lazy else CompiledRecording)(self, x, args)
+        return HVPOperator(recording, self.mode, unravel, flat.size)
 
 
 # ---- the operator --------------------------------------------------------------

@@ -46,6 +46,7 @@ from .compiled import compile
 from .finite import first_nonfinite_op, require_finite
 from .hessian_free import ModelLoss, hessian_free
 from .hvp import HVPProgram, hessian, hvp_operator
+from .lazy import is_lazy
 from .lsq import least_squares
 from .operators import gauss_newton_operator, jacobian_operator
 from .tree import flat_vector, flatten, ravel_pytree
@@ -273,7 +274,7 @@ def hess(f, mode="fwd-rev"):
 # ---- minimize ---------------------------------------------------------------------------
 
 def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", *,
-             check_finite=True, compile=False, **kwargs):
+             check_finite=True, compile=None, **kwargs):
     """``scipy.optimize.minimize`` with derivatives computed by dualrev.
 
     The objective is written in plain NumPy; dualrev supplies what the
@@ -305,13 +306,15 @@ def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", *,
         gave the non-finite value (SciPy would go on: L-BFGS-B reports
         success with ``fun=nan``). Derivative-free methods are not checked:
         an infinite value is how an objective rejects a point there.
-    compile : bool
+    compile : bool or None
         Stage the derivatives once with :func:`dualrev.compile` (one program
         per guard outcome) and replay them at every iterate: the value and
         gradient, and for Hessian-vector methods one
         :class:`~dualrev.hvp.HVPProgram` whose part that only the iterate
         determines runs once per iterate. Worth it when ``fun`` has many
-        small operations or many iterations.
+        small operations or many iterations. None (the default) compiles
+        when ``args`` hold dask arrays: each iterate is then one pass over
+        the data, one task per chunk (see :mod:`dualrev.chunked`).
     **kwargs
         Passed to SciPy: ``bounds`` (on the flat vector, whose order is that
         of :func:`dualrev.tree.flatten`: dict keys sorted; or, when ``x0`` is
@@ -362,6 +365,8 @@ def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", *,
     name = method.lower() if isinstance(method, str) else method
     derivative_free = not (callable(name) or name in HESSP_METHODS + HESS_METHODS
                            + GRADIENT_METHODS)
+    if compile is None:
+        compile = any(is_lazy(leaf) for leaf in flatten(args)[0])
     objective = _Objective(fun, unravel, hvp_mode, operator=name in HESSP_METHODS
                            or callable(name),
                            check_finite=check_finite and not derivative_free, compiled=compile)
