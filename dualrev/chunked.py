@@ -104,7 +104,7 @@ def split_by_rows(program, data, n):
         if axis is None and not any(r in rows for r in ins):
             before.append(item)
             continue
-        _check_consts(item, n)
+        item = _row_constants(item, n, rows, axis)
         if axis is None:
             _check_row_sum(item, rows)
             totals.add(item.out)
@@ -128,11 +128,30 @@ def _row_axis(shape, n):
     return axes[0] if axes else None
 
 
-def _check_consts(eqn, n):
-    for r in eqn.ins:
-        if isinstance(r, Const) and n in np.shape(r.value):
+def _row_constants(eqn, n, rows, axis):
+    """``eqn`` with each constant as long as the data, when it is the same on
+    every row (a seed broadcast along the rows) and the op is elementwise with
+    a row input, replaced by one row (broadcasting restores the rest)."""
+    ins = list(eqn.ins)
+    for k, r in enumerate(ins):
+        if not isinstance(r, Const) or n not in np.shape(r.value):
+            continue
+        value = np.asarray(r.value)
+        at = _row_axis(value.shape, n)
+        one = value.take([0], axis=at)
+        if not (_elementwise(eqn.op) and axis is not None
+                and len(eqn.out.aval[1]) - value.ndim + at == axis
+                and any(isinstance(i, Var) and i in rows for i in ins)
+                and np.array_equal(value, np.broadcast_to(one, value.shape))):
             raise NotRowSeparable(f"op {eqn.op.name!r} reads a constant array as long "
                                   "as the data (pass it as a dask argument)")
+        ins[k] = Const(one)
+    return Equation(eqn.op, tuple(ins), eqn.params, eqn.out) if ins != list(eqn.ins) \
+        else eqn
+
+
+def _elementwise(op):
+    return OPS.get(op.name) is op and op.loop is not None and op.name not in _NOT_ELEMENTWISE
 
 
 def _axes(eqn):
@@ -181,7 +200,7 @@ def _check_row_local(eqn, rows, axis):
 
     if not registered:
         pass
-    elif eqn.op.loop is not None and name not in _NOT_ELEMENTWISE:
+    elif _elementwise(eqn.op):
         if aligned():
             return
     elif name == "transpose" or (name == "broadcast_to" and aligned()):
@@ -354,8 +373,16 @@ class LazyProgram:
         return f"<{type(self).__name__}: {self.program!r}>"
 
     def run(self, *dynamic):
+        """The outputs, computed in one ``dask.compute``, except those in
+        several chunks (as large as the data): they stay dask arrays."""
         out = self._replay(*dynamic)
-        return out if out.__class__ is Miss else list(compute_leaves(list(out)))
+        if out.__class__ is Miss:
+            return out
+        out = list(out)
+        small = [k for k, o in enumerate(out) if not (is_lazy(o) and o.npartitions > 1)]
+        for k, value in zip(small, compute_leaves([out[k] for k in small])):
+            out[k] = value
+        return out
 
     # The interface of a program split in its varying inputs (Compiled.fix):
     # over dask data nothing is worth running apart, so the "fixed part"

@@ -123,6 +123,11 @@ def cubic_flops(factor):
     return cubic
 
 
+def registered_op(name):
+    """The op registered as ``name`` (how a registered :class:`Op` unpickles)."""
+    return OPS[name]
+
+
 class Op:
     """A primitive: implementation and derivative rules side by side.
 
@@ -193,6 +198,13 @@ class Op:
         self.teaching = None
         self.loop = None
         self.doc = doc or getattr(impl, "__doc__", None)
+
+    def __reduce_ex__(self, protocol):
+        # A registered op pickles as its name (a program sent to a dask
+        # worker finds the worker's own op); others pickle their fields.
+        if OPS.get(self.name) is self:
+            return registered_op, (self.name,)
+        return object.__reduce_ex__(self, protocol)
 
     @property
     def differentiable(self):
