@@ -53,11 +53,22 @@ def is_lazy(x):
     return array is not None and isinstance(x, array)
 
 
+def chunks_of(x):
+    """The chunks of the dask array under every level of tracing of ``x``
+    (a traced value, a plain one or a tape's placeholder); None when there is
+    none (NumPy data, or a value staged by compile)."""
+    while isinstance(x, Tracer) and not x.staged:
+        x = x.value
+    return getattr(x, "chunks", None)
+
+
 def broadcast_like(g, shape, chunks):
     """The plain value ``g`` broadcast to ``shape`` as a dask array of
     ``chunks``: a reduction's cotangent for lazy data stays lazy (a NumPy
     broadcast would be shipped whole, as one chunk as long as the data)."""
     import dask.array as da
+    if is_lazy(g):
+        return np.broadcast_to(g, shape)  # already lazy: dask's own broadcast
     g = np.asarray(g)
     lead = len(shape) - g.ndim
     own = tuple((1,) * n if n == 1 else c for c, n in zip(chunks[lead:], g.shape))
@@ -203,7 +214,8 @@ def lazy_untake(g, index, shape, basic, scatter_into):
     dtype = np.result_type(g.dtype, np.float64)
     if basic:
         z = da.zeros(shape, dtype=dtype)
-        z[index] = g
+        index = tuple(i for i in index if i is not None)  # dask assigns to no new axis
+        z[index] = g.reshape(z[index].shape)
         return z
     size = max(np.prod(shape), np.prod(g.shape)) * dtype.itemsize
     if size > _single_chunk_limit():

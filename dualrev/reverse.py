@@ -18,7 +18,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from .lazy import is_lazy
+from .lazy import chunks_of, is_lazy
 from .numpy_dispatch import Indexable, TracedArray
 from .core import ClosedTrace
 from .registry import NO_PARAMS, Tracer, bind, new_level, shape_of
@@ -79,7 +79,7 @@ class Dropped:
     def __init__(self, x):
         self.shape = getattr(x, "shape", ())
         self.dtype = getattr(x, "dtype", FLOAT64)
-        self.chunks = getattr(x, "chunks", None)  # a dask array's: see lazy.broadcast_like
+        self.chunks = chunks_of(x)  # a dask array's, even traced: see lazy.broadcast_like
 
     @property
     def ndim(self):

@@ -8,9 +8,8 @@ that the rules also act on tangents that carry leading batch axes. ``mean``,
 import numpy as np
 import scipy.special as sp
 
-from ..lazy import broadcast_like, is_lazy
-from ..registry import (REDUCTION, Teaching, Tracer, add_reduce, defop, register_numpy,
-                        shape_of)
+from ..lazy import chunks_of
+from ..registry import REDUCTION, Teaching, add_reduce, defop, register_numpy, shape_of
 from .shape import broadcast_to, concatenate, getitem, normalize_axis, reshape
 
 
@@ -25,9 +24,9 @@ def expand_to(g, x, axis, keepdims):
     xs = shape_of(x)
     if not keepdims:
         g = reshape(g, shape=keepdims_shape(xs, axis))
-    chunks = getattr(x, "chunks", None)
-    if chunks is not None and not isinstance(g, Tracer) and not is_lazy(g):
-        return broadcast_like(g, xs, chunks)  # x is lazy (dask): so is its cotangent
+    chunks = chunks_of(x)
+    if chunks is not None:  # x is lazy (dask), even traced: so is its cotangent
+        return broadcast_to(g, shape=xs, chunks=chunks)
     return broadcast_to(g, shape=xs)
 
 

@@ -9,9 +9,9 @@ import operator
 
 import numpy as np
 
-from ..lazy import is_lazy, lazy_untake
+from ..lazy import broadcast_like, is_lazy, lazy_untake
 from ..registry import (NO_FLOPS, Teaching, Tracer, defop, dtype_of, fit_tangent, primal_value,
-                        register_numpy, shape_of, strip_derivatives, unbroadcast)
+                        promote_tangent, register_numpy, shape_of, strip_derivatives, unbroadcast)
 
 
 def batch_shape(t, x):
@@ -156,15 +156,26 @@ register_numpy(np.swapaxes, swapaxes)
 
 # ---- broadcast_to ----------------------------------------------------------
 
-def broadcast_to_jvp(t, out, x, *, shape):
-    return fit_tangent(t, x, out)
+def broadcast_to_impl(x, *, shape, chunks=None):
+    """``np.broadcast_to``; with ``chunks`` (those of lazy data the result
+    matches), a dask array of those chunks: never a NumPy array as long as
+    the data."""
+    return np.broadcast_to(x, shape) if chunks is None else broadcast_like(x, shape, chunks)
 
 
-def broadcast_to_vjp(g, out, x, *, shape):
+def broadcast_to_jvp(t, out, x, *, shape, chunks=None):
+    if chunks is None:
+        return fit_tangent(t, x, out)
+    batch = shape_of(t)[:len(shape_of(t)) - len(shape_of(x))]  # leading batch axes
+    return broadcast_to(promote_tangent(t, x, len(shape)), shape=batch + shape,
+                        chunks=tuple((n,) for n in batch) + chunks)
+
+
+def broadcast_to_vjp(g, out, x, *, shape, chunks=None):
     return unbroadcast(g, shape_of(x))
 
 
-broadcast_to = defop("broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape),
+broadcast_to = defop("broadcast_to", broadcast_to_impl,
                      jvp=broadcast_to_jvp, vjp=broadcast_to_vjp, saves=((),), flops=NO_FLOPS,
                      teaching=Teaching(rev=("{g} summed over the broadcast axes",),
                                        fwd=("broadcast({t})",),
