@@ -56,7 +56,8 @@ def is_lazy(x):
 def chunks_of(x):
     """The chunks of the dask array under every level of tracing of ``x``
     (a traced value, a plain one or a tape's placeholder); None when there is
-    none (NumPy data, or a value staged by compile)."""
+    none (NumPy data, or a value staged by compile: a compiled program makes
+    its broadcasts chunk by chunk, see :mod:`dualrev.chunked`)."""
     while isinstance(x, Tracer) and not x.staged:
         x = x.value
     return getattr(x, "chunks", None)

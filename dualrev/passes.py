@@ -28,6 +28,7 @@ import operator
 
 import numpy as np
 
+from .lazy import is_lazy
 from .registry import OPS as _OPS
 from .staging import Const, Equation, Guard, Program, Var
 
@@ -104,10 +105,12 @@ _ARITHMETIC = {operator.add, operator.sub, operator.mul, operator.truediv}
 
 
 def constant(eqn, made):
-    """An equation on immutable constants only runs now, once."""
+    """An equation on immutable constants only runs now, once (unless it makes
+    a dask array: that stays an equation, which runs chunk by chunk)."""
     if eqn.ins and all(isinstance(r, Const) and isinstance(r.value, _IMMUTABLE)
                        for r in eqn.ins):
-        return Const(eqn.op.impl(*(r.value for r in eqn.ins), **eqn.params))
+        value = eqn.op.impl(*(r.value for r in eqn.ins), **eqn.params)
+        return None if is_lazy(value) else Const(value)
     return None
 
 
