@@ -642,6 +642,10 @@ class HVPOperator(LinearOperator):
         Rebuilds the structure of ``x`` from a flat vector.
     mode : str
         ``"rev-rev"`` or ``"fwd-rev"``.
+    matrix : ndarray or None
+        The whole Hessian, ``(n, n)``, when the recording computed it (an
+        :class:`HVPProgram` over dask data with few parameters, see
+        :data:`DENSE_HESSIAN_MAX`); else None.
 
     See Also
     --------
@@ -672,6 +676,7 @@ class HVPOperator(LinearOperator):
         value, grad_leaves = compute_leaves((recording.value, recording.grad_leaves))
         self.value = float(value)
         self.grad = _ravel_leaves(grad_leaves, n, self.dtype)
+        self.matrix = getattr(recording, "hessian", None)
 
     def _split(self, vector, batch=()):
         vector = np.asarray(vector, self.dtype)

@@ -45,7 +45,7 @@ from .api import float_dtype, jacobian, value_and_grad
 from .compiled import compile
 from .finite import first_nonfinite_op, require_finite
 from .hessian_free import ModelLoss, hessian_free
-from .hvp import HVPProgram, hessian, hvp_operator
+from .hvp import DENSE_HESSIAN_MAX, HVPProgram, hessian, hvp_operator
 from .lazy import is_lazy
 from .lsq import least_squares
 from .operators import gauss_newton_operator, jacobian_operator
@@ -139,7 +139,9 @@ class _Objective:
 
     def hess(self, x, *args):
         x = np.asarray(x, np.float64)
-        H = self._hessian(x, *args)
+        H = self._entry(x, args, True)["operator"].matrix if self.operator else None
+        if H is None:
+            H = self._hessian(x, *args)
         return self._checked("Hessian", np.asarray(H, np.float64).reshape(x.size, x.size),
                              x, args)
 
@@ -365,10 +367,13 @@ def minimize(fun, x0, args=(), method="trust-ncg", hvp_mode="rev-rev", *,
     name = method.lower() if isinstance(method, str) else method
     derivative_free = not (callable(name) or name in HESSP_METHODS + HESS_METHODS
                            + GRADIENT_METHODS)
-    if compile is None:
-        compile = any(is_lazy(leaf) for leaf in flatten(args)[0])
-    objective = _Objective(fun, unravel, hvp_mode, operator=name in HESSP_METHODS
-                           or callable(name),
+    lazy = any(is_lazy(leaf) for leaf in flatten(args)[0])
+    compile = lazy if compile is None else compile
+    # On dask data a compiled operator brings the whole Hessian (few
+    # parameters) from the pass that computes the value and gradient.
+    operator = name in HESSP_METHODS or callable(name) or \
+        (lazy and compile and name in HESS_METHODS and flat0.size <= DENSE_HESSIAN_MAX)
+    objective = _Objective(fun, unravel, hvp_mode, operator=operator,
                            check_finite=check_finite and not derivative_free, compiled=compile)
     objective.dtype = dtype = float_dtype(*flatten(x0)[0])
     if kwargs.get("callback") is not None:
