@@ -31,6 +31,7 @@ generated source is replayed over the dask arrays instead
 (:class:`LazyProgram`): still one ``dask.compute`` per call.
 """
 
+import collections
 import functools
 import operator
 import uuid
@@ -328,17 +329,17 @@ def _fast_products(eqn):
 
 class ChunkKernel:
     """The per-chunk program for chunks of ``m`` rows, generated on first use
-    (in each process that runs it: what is pickled is the program)."""
+    in each process that runs it. What is pickled is the program and a token:
+    a process that unpickles a kernel it already has (each pass sends the
+    kernel again, with its graph) keeps its generated code and buffers."""
 
-    def __init__(self, program):
+    def __init__(self, program, token=None):
         self.program = program
+        self.token = token or uuid.uuid4().hex
         self._run = None
 
-    def __getstate__(self):
-        return {"program": self.program}
-
-    def __setstate__(self, state):
-        self.program, self._run = state["program"], None
+    def __reduce__(self):
+        return _kernel, (self.token, self.program)
 
     def __call__(self, small, *blocks):
         if self._run is None:
@@ -346,6 +347,23 @@ class ChunkKernel:
             exec(compile(source, "<dualrev.compile: chunk>", "exec"), namespace)
             self._run = namespace["chunk"]
         return self._run(*small, *blocks)
+
+
+#: Kernels unpickled in this process, by token, the most recently used last.
+_KERNELS = collections.OrderedDict()
+_KERNELS_KEPT = 16
+
+
+def _kernel(token, program):
+    """The process's kernel of ``token`` (see :class:`ChunkKernel`)."""
+    kernel = _KERNELS.get(token)
+    if kernel is None:
+        kernel = _KERNELS[token] = ChunkKernel(program, token)
+        while len(_KERNELS) > _KERNELS_KEPT:
+            _KERNELS.popitem(last=False)
+    else:
+        _KERNELS.move_to_end(token)
+    return kernel
 
 
 def _add_partials(parts):

@@ -208,3 +208,32 @@ def test_matmul_as_gemm_is_matmul(a_shape, b_shape):
 def test_columns_as_stack_is_the_product_with_unit_columns():
     a = np.random.default_rng(5).standard_normal((6, 4))
     np.testing.assert_array_equal(columns_as_stack(a), a @ np.eye(4)[:, :, None])
+
+
+def test_operator_takes_the_hessian_from_the_pass_of_the_gradient(data):
+    lazy, plain = data
+    f, w = POINTS["logistic"]
+    program = dualrev.HVPProgram(f)
+    program.operator(w, args=lazy)  # stages
+    with Executions() as executions:
+        H = program.operator(w, args=lazy)
+        product = H @ np.ones(FEATURES)
+        columns = H.matmat(np.eye(FEATURES))
+    assert executions.count == 1  # value, gradient and Hessian; products read no data
+    expected = dualrev.hessian(f)(w, *plain)
+    np.testing.assert_allclose(H.matrix, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(columns, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(product, expected @ np.ones(FEATURES), rtol=1e-10)
+    value, grad = dualrev.value_and_grad(f)(w, *plain)
+    np.testing.assert_allclose([H.value, *H.grad], [value, *grad], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["Newton-CG", "trust-exact", "trust-krylov"])
+def test_second_order_fits_take_one_pass_per_point(method, data):
+    lazy, plain = data
+    f = POINTS["logistic"][0]
+    expected = dualrev.optimize.minimize(f, np.zeros(FEATURES), args=plain, method=method)
+    with Executions() as executions:
+        res = dualrev.optimize.minimize(f, np.zeros(FEATURES), args=lazy, method=method)
+    np.testing.assert_allclose(res.x, expected.x, rtol=1e-8, atol=1e-10)
+    assert executions.count <= res.nfev  # Hessian (products) from the same passes
