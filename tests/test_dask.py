@@ -385,3 +385,13 @@ def test_newton_cg_on_a_local_cluster(cluster_client, data):
         res = minimize(logistic_loss, np.zeros(20), args=(Xp, yp), method="Newton-CG")
     expected = minimize(logistic_loss, np.zeros(20), args=(Xn, yn), method="Newton-CG")
     np.testing.assert_allclose(res.x, expected.x, rtol=1e-9, atol=1e-12)
+
+
+def test_compiled_chunk_programs_run_on_the_workers(cluster_client, data):
+    (X, y), (Xn, yn) = data
+    value_and_grad = dualrev.compile(dualrev.value_and_grad(logistic_loss))
+    with dask.config.set(scheduler=cluster_client):
+        for _ in range(2):  # the second pass finds the kernels the workers made
+            result = value_and_grad(W, X, y)
+    assert value_and_grad.programs[0].kind == "chunked"
+    assert_trees_close(result, dualrev.value_and_grad(logistic_loss)(W, Xn, yn))
