@@ -385,7 +385,6 @@ class LazyProgram:
         self.source, namespace = generate(program)
         exec(compile(self.source, "<dualrev.compile>", "exec"), namespace)
         self._replay = namespace["replay"]
-        self.fixed_outputs = [_VARYING] * len(program.outputs)
 
     def __repr__(self):
         return f"<{type(self).__name__}: {self.program!r}>"
@@ -405,20 +404,19 @@ class LazyProgram:
     # The interface of a program split in its varying inputs (Compiled.fix):
     # over dask data nothing is worth running apart, so the "fixed part"
     # keeps the fixed inputs and each call runs the whole program.
+    def split_at(self, varying, varying_output):
+        """Take the inputs at positions ``varying`` last in :meth:`run_varying`;
+        every output depends on them (each is ``varying_output``)."""
+        fixed = [k for k in range(len(self.program.inputs)) if k not in varying]
+        position = {k: j for j, k in enumerate(fixed + list(varying))}
+        self._order = [position[k] for k in range(len(self.program.inputs))]
+        self.fixed_outputs = [varying_output] * len(self.program.outputs)
+
     def run_fixed(self, *fixed):
         return fixed
 
     def run_varying(self, *inputs):
         return self.run(*(inputs[k] for k in self._order))
-
-    def split_at(self, varying):
-        """Order the inputs of :meth:`run_varying` (fixed ones, then ``varying``)."""
-        fixed = [k for k in range(len(self.program.inputs)) if k not in varying]
-        position = {k: j for j, k in enumerate(fixed + list(varying))}
-        self._order = [position[k] for k in range(len(self.program.inputs))]
-
-
-_VARYING = object()
 
 
 class ChunkedProgram(LazyProgram):

@@ -340,7 +340,7 @@ class Compiled:
         seconds = time.perf_counter() - start
         if any(is_lazy(x) for x in dynamic):  # dask data: see dualrev.chunked
             entry = lazy_program(program, out_def, seconds, before, dynamic)
-            entry.split_at(varying)
+            entry.split_at(varying, _VARYING)
             result = unflatten(out_def, entry.run(*dynamic))
         elif self.varying_argnums:
             entry = SplitProgram(program, out_def, seconds, before, varying, self.backend)

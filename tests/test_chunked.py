@@ -237,3 +237,17 @@ def test_second_order_fits_take_one_pass_per_point(method, data):
         res = dualrev.optimize.minimize(f, np.zeros(FEATURES), args=lazy, method=method)
     np.testing.assert_allclose(res.x, expected.x, rtol=1e-8, atol=1e-10)
     assert executions.count <= res.nfev  # Hessian (products) from the same passes
+
+
+def test_a_program_fixed_in_the_data_runs_whole_at_each_call(data):
+    lazy, plain = data
+    f, w = POINTS["logistic"]
+    products = dualrev.compile(lambda w, v, X, y, Y: dualrev.hvp(f, w, v, args=(X, y, Y)),
+                               varying_argnums=1)
+    fixed = products.fix(w, *lazy)
+    for v in (np.ones(FEATURES), np.arange(FEATURES, dtype=float)):
+        with Executions() as executions:
+            product = fixed(v)
+        assert executions.count == 1
+        np.testing.assert_allclose(product, dualrev.hvp(f, w, v, args=plain), rtol=1e-10)
+    assert fixed.fixed_values(np.ones(FEATURES)) is None  # nothing runs apart
