@@ -191,37 +191,33 @@ def _check_row_sum(eqn, rows):
 def _check_row_local(eqn, rows, axis):
     """``eqn`` makes a value as long as the data: each of its rows must come
     from the same row of its inputs."""
+    if OPS.get(eqn.op.name) is not eqn.op or not _row_local(eqn, rows, axis):
+        raise NotRowSeparable(f"op {eqn.op.name!r} is not known to treat the rows of "
+                              "the data independently")
+
+
+def _row_local(eqn, rows, axis):
     name = eqn.op.name
-    registered = OPS.get(name) is eqn.op
     row_ins = [(k, r) for k, r in enumerate(eqn.ins) if isinstance(r, Var) and r in rows]
     out_ndim = len(eqn.out.aval[1])
-
-    def aligned():  # broadcasting: each input's row axis is the output's
-        return all(out_ndim - len(r.aval[1]) + rows[r] == axis for _, r in row_ins)
-
-    if not registered:
-        pass
-    elif _elementwise(eqn.op):
-        if aligned():
-            return
-    elif name == "transpose" or (name == "broadcast_to" and aligned()):
-        return
-    elif name == "reshape":
+    # broadcasting: each input's row axis is the output's
+    aligned = all(out_ndim - len(r.aval[1]) + rows[r] == axis for _, r in row_ins)
+    if _elementwise(eqn.op) or name == "broadcast_to":
+        return aligned
+    if name == "transpose":
+        return True
+    if name == "reshape":
         (_, r), = row_ins
-        if np.prod(r.aval[1][:rows[r]]) == np.prod(eqn.out.aval[1][:axis]):
-            return
-    elif name in ("getitem", "untake"):
-        if all(_keeps_rows(eqn.params["index"], rows[r]) for _, r in row_ins) and \
-                (name == "getitem" or _keeps_rows(eqn.params["index"], axis)):
-            return
-    elif name == "matmul":
-        if all(rows[r] != _contracted(r.aval[1], k == 0) for k, r in row_ins):
-            return
-    elif "axis" in eqn.params:
-        if all(rows[r] not in _axes(eqn) for _, r in row_ins):
-            return
-    raise NotRowSeparable(f"op {name!r} is not known to treat the rows of the data "
-                          "independently")
+        return np.prod(r.aval[1][:rows[r]]) == np.prod(eqn.out.aval[1][:axis])
+    if name in ("getitem", "untake"):
+        index = eqn.params["index"]
+        return all(_keeps_rows(index, rows[r]) for _, r in row_ins) and \
+            (name == "getitem" or _keeps_rows(index, axis))
+    if name == "matmul":
+        return all(rows[r] != _contracted(r.aval[1], k == 0) for k, r in row_ins)
+    if "axis" in eqn.params:
+        return all(rows[r] not in _axes(eqn) for _, r in row_ins)
+    return False
 
 
 def _keeps_rows(index, axis):
@@ -336,17 +332,20 @@ class ChunkKernel:
     def __init__(self, program, token=None):
         self.program = program
         self.token = token or uuid.uuid4().hex
-        self._run = None
+        self.source = self._run = None
 
     def __reduce__(self):
         return _kernel, (self.token, self.program)
 
     def __call__(self, small, *blocks):
         if self._run is None:
-            source, namespace = generate(self.program, "chunk")
-            exec(compile(source, "<dualrev.compile: chunk>", "exec"), namespace)
-            self._run = namespace["chunk"]
+            self.source, self._run = _function(self.program, f"chunk_{self.program_rows}")
         return self._run(*small, *blocks)
+
+    @property
+    def program_rows(self):
+        """Rows of the chunks this kernel is for."""
+        return self.program.inputs[-1].aval[1][0]
 
 
 #: Kernels unpickled in this process, by token, the most recently used last.
@@ -370,36 +369,17 @@ def _add_partials(parts):
     return [functools.reduce(operator.add, column) for column in zip(*parts)]
 
 
-class LazyProgram:
-    """A program with dask inputs replayed over them as generated source (the
-    graph rebuilt per call), its outputs computed in one ``dask.compute``."""
+class _OverDask:
+    """What the programs of a call with dask inputs share."""
 
-    kind = "lazy"
-
-    def __init__(self, program, out_def, staging_seconds, equations_before, reason):
+    def __init__(self, program, out_def, staging_seconds, equations_before):
         self.program, self.out_def = program, out_def
         self.staging_seconds, self.equations_before = staging_seconds, equations_before
-        self.reason = reason
         self.backend = "default"
         self.hits = 0
-        self.source, namespace = generate(program)
-        exec(compile(self.source, "<dualrev.compile>", "exec"), namespace)
-        self._replay = namespace["replay"]
 
     def __repr__(self):
         return f"<{type(self).__name__}: {self.program!r}>"
-
-    def run(self, *dynamic):
-        """The outputs, computed in one ``dask.compute``, except those in
-        several chunks (as large as the data): they stay dask arrays."""
-        out = self._replay(*dynamic)
-        if out.__class__ is Miss:
-            return out
-        out = list(out)
-        small = [k for k, o in enumerate(out) if not (is_lazy(o) and o.npartitions > 1)]
-        for k, value in zip(small, compute_leaves([out[k] for k in small])):
-            out[k] = value
-        return out
 
     # The interface of a program split in its varying inputs (Compiled.fix):
     # over dask data nothing is worth running apart, so the "fixed part"
@@ -419,7 +399,46 @@ class LazyProgram:
         return self.run(*(inputs[k] for k in self._order))
 
 
-class ChunkedProgram(LazyProgram):
+class LazyProgram(_OverDask):
+    """A program with dask inputs replayed over them as generated source (the
+    graph rebuilt per call), its outputs computed in one ``dask.compute``.
+
+    Attributes
+    ----------
+    reason : str
+        Why the program is not a :class:`ChunkedProgram`.
+    source : str
+        The generated source.
+    """
+
+    kind = "lazy"
+
+    def __init__(self, program, out_def, staging_seconds, equations_before, reason):
+        super().__init__(program, out_def, staging_seconds, equations_before)
+        self.reason = reason
+        self.source, self._replay = _function(program, "replay")
+
+    def run(self, *dynamic):
+        """The outputs, computed in one ``dask.compute``, except those in
+        several chunks (as large as the data): they stay dask arrays."""
+        out = self._replay(*dynamic)
+        if out.__class__ is Miss:
+            return out
+        out = list(out)
+        small = [k for k, o in enumerate(out) if not (is_lazy(o) and o.npartitions > 1)]
+        for k, value in zip(small, compute_leaves([out[k] for k in small])):
+            out[k] = value
+        return out
+
+
+def _function(program, name):
+    """``(source, function)`` of ``program``, generated."""
+    source, namespace = generate(program, name)
+    exec(compile(source, "<dualrev.compile>", "exec"), namespace)
+    return source, namespace[name]
+
+
+class ChunkedProgram(_OverDask):
     """A program over dask data run as one task per chunk of rows plus one
     that adds their partial sums (see the module's documentation).
 
@@ -429,15 +448,18 @@ class ChunkedProgram(LazyProgram):
         The program's equations, by where they run.
     kernels : dict
         Rows per chunk -> its :class:`ChunkKernel` (made when first needed).
+    source : str
+        The generated source of the parts run before and after the chunks,
+        and of each chunk kernel made so far.
     """
 
     kind = "chunked"
+    reason = None
 
     def __init__(self, program, out_def, staging_seconds, equations_before, data, n):
-        self.split = split_by_rows(program, data, n)
-        super().__init__(program, out_def, staging_seconds, equations_before, None)
+        super().__init__(program, out_def, staging_seconds, equations_before)
+        self.split = split = split_by_rows(program, data, n)
         self.data, self.n = data, n
-        split = self.split
         self.small = [k for k in range(len(program.inputs)) if k not in data]
         # what crosses from one part to the next: values of the small part
         # read later, and the sums over rows
@@ -447,21 +469,23 @@ class ChunkedProgram(LazyProgram):
         made_before = {e.out for e in split.before if isinstance(e, Equation)}
         made_before |= {program.inputs[k] for k in self.small}
         self.carried = [v for v in _ordered(program, made_before) if v in read]
-        self._before = self._generate(Program([program.inputs[k] for k in self.small],
-                                              split.before, self.carried))
-        sums = split.totals
-        self._after = self._generate(Program(self.carried + sums, split.after,
-                                             program.outputs))
+        self._before_source, self._before = self._generate(
+            Program([program.inputs[k] for k in self.small], split.before, self.carried),
+            "before")
+        self._after_source, self._after = self._generate(
+            Program(self.carried + split.totals, split.after, program.outputs), "after")
         self.kernels = {}
 
-    def _generate(self, program):
-        renamed = {}
-        for v in _ordered(program, None):
-            renamed[v] = _var_like(v, v.aval[1])
-        program = _renamed(program, renamed, lambda e: e.params)
-        source, namespace = generate(program, "part")
-        exec(compile(source, "<dualrev.compile: part>", "exec"), namespace)
-        return namespace["part"]
+    @property
+    def source(self):
+        kernels = [k.source for k in self.kernels.values() if k.source is not None]
+        return "\n".join([self._before_source, *kernels, self._after_source])
+
+    @staticmethod
+    def _generate(program, name):
+        """``(source, function)`` of a part run in NumPy, on NumPy values."""
+        renamed = {v: _var_like(v, v.aval[1]) for v in _ordered(program, None)}
+        return _function(_renamed(program, renamed, lambda e: e.params), name)
 
     def kernel(self, m):
         """The :class:`ChunkKernel` of chunks of ``m`` rows."""
@@ -498,10 +522,9 @@ class ChunkedProgram(LazyProgram):
         for i, m in enumerate(data[0].chunks[0]):
             blocks = [(x.name, i) + (0,) * (x.ndim - 1) for x in data]
             layer[(name, i)] = (self.kernel(m), list(carried), *blocks)
-        total = name
-        layer[total] = (_add_partials, [key for key in layer])
+        layer[name] = (_add_partials, list(layer))  # the sums over all rows
         graph = HighLevelGraph.from_collections(name, layer, dependencies=data)
-        sums, = dask.compute(Delayed(total, graph))
+        sums, = dask.compute(Delayed(name, graph))
         return list(self._after(*carried, *sums))
 
 

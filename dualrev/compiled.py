@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 from . import passes
-from .chunked import LazyProgram, lazy_program
+from .chunked import lazy_program
 from .codegen import Miss, generate
 from .lazy import is_lazy
 from .registry import Tracer
@@ -341,14 +341,18 @@ class Compiled:
         if any(is_lazy(x) for x in dynamic):  # dask data: see dualrev.chunked
             entry = lazy_program(program, out_def, seconds, before, dynamic)
             entry.split_at(varying, _VARYING)
+            # the staging run only built a graph: the program computes
             result = unflatten(out_def, entry.run(*dynamic))
-        elif self.varying_argnums:
+            return self._keep(signature, entry, miss, result)
+        if self.varying_argnums:
             entry = SplitProgram(program, out_def, seconds, before, varying, self.backend)
         else:
             entry = CompiledProgram(program, out_def, seconds, before, self.backend)
-        if not isinstance(entry, LazyProgram):
-            result = unflatten(out_def, [o.value if isinstance(o, Tracer) else o
-                                         for o in out_leaves])
+        return self._keep(signature, entry, miss, unflatten(
+            out_def, [o.value if isinstance(o, Tracer) else o for o in out_leaves]))
+
+    def _keep(self, signature, entry, miss, result):
+        """Keep the new program ``entry``; warn on repeated restaging."""
         with self._lock:
             entries = self.cache.setdefault(signature, [])
             entries.insert(0, entry)
@@ -363,7 +367,7 @@ class Compiled:
                         f"because Python control flow read a traced value: "
                         f"{guard.describe()}. Each new outcome stages a new program; "
                         "make the value static (static_argnums) or use np.where",
-                        RuntimeWarning, stacklevel=3)
+                        RuntimeWarning, stacklevel=4)
         return result
 
     def _check(self, result, args, kwargs):

@@ -20,3 +20,8 @@ def test_readme_example_runs():
     eager = ns["dualrev"].grad(ns["loss"])(ns["params"], ns["x"], ns["y"])
     assert all(ns["np"].array_equal(staged[k], eager[k]) for k in eager)
     assert ns["res"].success
+    # data larger than memory: the compiled derivative over dask, one task per chunk
+    assert ns["value_and_grad"].programs[0].kind == "chunked"
+    X = ns["X"].compute()
+    eager = ns["dualrev"].grad(lambda w: ns["np"].mean(ns["np"].logaddexp(0.0, X @ w)))
+    ns["np"].testing.assert_allclose(ns["g"], eager(ns["w"]), rtol=1e-12)
