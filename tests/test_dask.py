@@ -443,6 +443,15 @@ def test_map_reduce_runs_one_task_per_chunk(name, derivative, rows_data):
     assert executions.largest <= CHUNK * FEATURES * 8 * 4  # no task holds the data
 
 
+def test_data_chunked_otherwise_is_rechunked_to_the_rows_of_the_first(rows_data):
+    (X, y, Y), plain = rows_data
+    f, w = POINTS["logistic"]
+    compiled = dualrev.compile(dualrev.value_and_grad(f))
+    odd = (X.rechunk((CHUNK, 2)), y.rechunk(70), Y.rechunk((30, 1)))
+    assert_numpy_trees_close(compiled(w, *odd), dualrev.value_and_grad(f)(w, *plain))
+    assert compiled.programs[0].kind == "chunked"
+
+
 NOT_MAP_REDUCE = {
     "a norm of the residuals": (lambda w, X, y, Y: np.linalg.norm(X @ w - y), "second pass"),
     "a second pass": (lambda w, X, y, Y: np.sum(((X - np.mean(X, axis=0)) @ w) ** 2),
