@@ -452,6 +452,19 @@ def test_data_chunked_otherwise_is_rechunked_to_the_rows_of_the_first(rows_data)
     assert compiled.programs[0].kind == "chunked"
 
 
+@pytest.mark.parametrize("derivative", sorted(DERIVATIVES))
+def test_chunk_kernels_run_in_threads(derivative, rows_data):
+    """Tasks of one kernel run at once in the threaded scheduler (each thread
+    with its own buffers)."""
+    lazy, plain = rows_data
+    f, p = POINTS["softmax_mlp"]
+    compiled = dualrev.compile(DERIVATIVES[derivative](f))
+    expected = DERIVATIVES[derivative](f)(p, *plain)
+    with dask.config.set(scheduler="threads", num_workers=4):
+        for _ in range(3):
+            assert_numpy_trees_close(compiled(p, *lazy), expected)
+
+
 NOT_MAP_REDUCE = {
     "a norm of the residuals": (lambda w, X, y, Y: np.linalg.norm(X @ w - y), "second pass"),
     "a second pass": (lambda w, X, y, Y: np.sum(((X - np.mean(X, axis=0)) @ w) ** 2),
