@@ -25,6 +25,7 @@ import dualrev  # noqa: E402
 from dualrev.chunked import columns_as_stack, matmul_as_gemm  # noqa: E402
 from dualrev.lazy import LazyEvaluationError  # noqa: E402
 from dualrev.optimize import minimize  # noqa: E402
+from dualrev.registry import OPS  # noqa: E402
 from dualrev.testing.op_specs import SPECS  # noqa: E402
 from dualrev.tree import flatten  # noqa: E402
 
@@ -541,6 +542,9 @@ def test_chunk_kernels_pickle_as_programs(rows_data):
     for got, want in zip(copy(list(carried), *rows), kernel(list(carried), *rows),
                          strict=True):
         np.testing.assert_array_equal(got, want)
+    assert pickle.loads(pickle.dumps(kernel)) is copy  # a process keeps its kernels
+    registered = {e.op for e in copy.program.equations} & set(OPS.values())
+    assert registered, "registered ops unpickle as the registry's own"
 
 
 @pytest.mark.parametrize("a_shape, b_shape", [
