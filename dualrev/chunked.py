@@ -1,34 +1,34 @@
-"""Compiled programs over dask data: one task per chunk of rows, one pass.
+"""Compiled programs over dask data: one task per chunk of rows per pass.
 
 :func:`dualrev.compile` stages a function called with dask arrays (the data)
 as it stages any other: the primitives run on the dask arrays, building their
 graph, and are recorded. What runs afterwards is not that graph. When the
 program is a map-reduce over the rows of the data (a loss summed or averaged
 over samples, its gradient, Hessian-vector products, Hessians), it is split
-in three (:func:`split_by_rows`):
+(:func:`split_by_rows`) into:
 
 - ``before``: what the small inputs (parameters) alone determine, run once
   in NumPy by the caller;
-- ``per chunk``: the work on each chunk of rows, ending in the sums over
-  rows (``np.sum`` and ``np.mean`` over the row axis, ``X.T @ r``), generated
-  as NumPy source for the chunk's shape and run as **one dask task per
-  chunk**;
-- ``after``: what reads those sums, run in NumPy once the chunks' partial
-  sums are added.
+- passes over the data, each one ``dask.compute`` of a graph with one task
+  per chunk, running the work on the chunk's rows up to the sums over rows
+  (``np.sum`` and ``np.mean`` over the row axis, ``X.T @ r``) as NumPy
+  source generated for the chunk's shape, and one task that adds the
+  chunks' partial sums; then what reads those sums, run in NumPy.
 
-One call is then one ``dask.compute`` of a graph with one task per chunk and
-one that adds their partial sums: one pass over the data, whatever the number
-of primitives. The data's row axis is the axis of length ``n`` (the rows of
-the dask inputs, all chunked along their first axis). An op is placed in the
-per-chunk part only when it is known to treat rows independently
-(elementwise ops, reductions and matrix products over other axes, row-wise
-indexing, reshapes and transposes that keep the rows whole): anything else
-that meets the rows, a value computed from a sum over rows feeding back
-into the rows (which would need a second pass), a guard reading the data,
-or an output as long as the data makes :class:`ChunkedProgram` unavailable
-(:class:`NotRowSeparable` names the reason), and the program's own
-generated source is replayed over the dask arrays instead
-(:class:`LazyProgram`): still one ``dask.compute`` per call.
+A loss summed over samples and its derivatives take one pass, whatever the
+number of primitives. Rows computed from a sum over rows (the residuals
+divided by their norm, columns centred by their mean) wait for the next pass,
+which computes the rows it needs again from the data.
+
+The data's row axis is the axis of length ``n`` (the rows of the dask
+inputs, all chunked along their first axis). An op is placed in a per-chunk
+part only when it is known to treat rows independently (elementwise ops,
+reductions and matrix products over other axes, row-wise indexing, reshapes
+and transposes that keep the rows whole): anything else that meets the rows,
+a guard reading the data, or an output as long as the data makes
+:class:`ChunkedProgram` unavailable (:class:`NotRowSeparable` names the
+reason), and the program's own generated source is replayed over the dask
+arrays instead (:class:`LazyProgram`): one ``dask.compute`` per call.
 """
 
 import collections
@@ -60,66 +60,97 @@ _ROW_SUMS = {"sum", "matmul"}
 
 # ---- splitting a program ------------------------------------------------------
 
-class RowSplit:
-    """A program split by :func:`split_by_rows`: ``before``, ``per_chunk`` and
-    ``after`` equations, the sums over rows that ``per_chunk`` ends in
-    (``totals``), and each row value's row axis (``rows``)."""
+class Pass:
+    """One pass over the data in a :class:`RowSplit`: the equations run on
+    each chunk (``per_chunk``, ending in the sums over rows ``sums``) and
+    those run in NumPy once the sums are known (``after``)."""
 
-    def __init__(self, before, per_chunk, after, totals, rows):
-        self.before, self.per_chunk, self.after = before, per_chunk, after
-        self.totals, self.rows = totals, rows
+    def __init__(self):
+        self.per_chunk, self.sums, self.after = [], [], []
+
+
+class RowSplit:
+    """A program split by :func:`split_by_rows`: the equations and guards on
+    the small inputs alone (``before``), then the passes over the data
+    (``passes``, each a :class:`Pass`), and each row value's row axis
+    (``rows``)."""
+
+    def __init__(self, before, passes, rows):
+        self.before, self.passes, self.rows = before, passes, rows
 
 
 def split_by_rows(program, data, n):
     """Split ``program`` whose inputs at positions ``data`` hold the data
     (``n`` rows, along axis 0) into a :class:`RowSplit`, or raise
-    :class:`NotRowSeparable` saying why it is not a map-reduce over rows."""
+    :class:`NotRowSeparable` saying why it is not a map-reduce over rows.
+
+    A value of the rows computed from a sum over rows waits for the pass
+    after the one that computes the sum: a norm of the residuals and its
+    gradient take two passes.
+    """
     rows = {}  # Var -> its row axis (a value as long as the data)
-    totals = set()  # Vars made from sums over rows
+    known = {}  # Var -> the pass after which it is known (0: before any)
     for k, var in enumerate(program.inputs):
+        known[var] = 0
         if k in data:
             if _row_axis(var.aval[1], n) != 0:
                 raise NotRowSeparable("the dask inputs must share their first axis, "
                                       "the rows, and no other axis of that length")
-            rows[var] = 0
+            rows[var], known[var] = 0, 1
         elif _row_axis(var.aval[1], n) is not None:
             raise NotRowSeparable("an input that is not a dask array is as long "
                                   "as the data")
-    before, per_chunk, after, sums = [], [], [], []
+    before, passes = [], collections.defaultdict(Pass)
+    order = {}  # per-chunk equation -> its place in the program
     for item in program.body:
         if isinstance(item, Guard):
-            if item.var in rows or item.var in totals:
+            if known[item.var]:
                 raise NotRowSeparable("Python reads a value computed from the data")
             before.append(item)
             continue
         ins = [r for r in item.ins if isinstance(r, Var)]
-        if any(r in totals for r in ins):
-            if any(r in rows for r in ins) or _row_axis(item.out.aval[1], n) is not None:
-                raise NotRowSeparable(
-                    f"a sum over the rows feeds op {item.op.name!r} on the rows again "
-                    "(that needs a second pass over the data)")
-            totals.add(item.out)
-            after.append(item)
-            continue
         axis = _row_axis(item.out.aval[1], n)
-        if axis is None and not any(r in rows for r in ins):
-            before.append(item)
+        if axis is None and not any(r in rows for r in ins):  # small values only
+            when = max((known[r] for r in ins), default=0)
+            (passes[when].after if when else before).append(item)
+            known[item.out] = when
             continue
         item = _row_constants(item, n, rows, axis)
+        # in the pass of its rows, after the passes of the sums it reads
+        when = max([1] + [known[r] + (r not in rows) for r in ins if known[r]])
         if axis is None:
             _check_row_sum(item, rows)
-            totals.add(item.out)
-            sums.append(item.out)
+            passes[when].sums.append(item.out)
         else:
             _check_row_local(item, rows, axis)
             rows[item.out] = axis
         _resized_params(item, n, n, axis)  # raises on a parameter depending on n
-        per_chunk.append(item)
+        known[item.out] = when
+        order[item] = len(order)
+        passes[when].per_chunk.append(item)
     for r in program.outputs:
         if r in rows:
             raise NotRowSeparable("an output is as long as the data (a derivative "
                                   "with respect to the data?)")
-    return RowSplit(before, per_chunk, after, sums, rows)
+    passes = [passes[k] for k in range(1, max(passes, default=0) + 1)]
+    _recompute_rows(passes, rows, order)
+    return RowSplit(before, passes, rows)
+
+
+def _recompute_rows(passes, rows, order):
+    """Add to each pass the equations of earlier passes that make the rows it
+    reads (a pass keeps no row of the data: it computes them again)."""
+    making = {e.out: e for p in passes for e in p.per_chunk if e.out in rows}
+    for stage in passes:
+        own = set(stage.per_chunk)
+        todo = list(stage.per_chunk)
+        while todo:
+            for r in todo.pop().ins:
+                eqn = making.get(r)
+                if eqn is not None and eqn not in own:
+                    own.add(eqn)
+                    todo.append(eqn)
+        stage.per_chunk = sorted(own, key=order.__getitem__)
 
 
 def _row_axis(shape, n):
@@ -440,17 +471,19 @@ def _function(program, name):
 
 class ChunkedProgram(_OverDask):
     """A program over dask data run as one task per chunk of rows plus one
-    that adds their partial sums (see the module's documentation).
+    that adds their partial sums, per pass over the data (see the module's
+    documentation).
 
     Attributes
     ----------
     split : RowSplit
         The program's equations, by where they run.
     kernels : dict
-        Rows per chunk -> its :class:`ChunkKernel` (made when first needed).
+        ``(pass, rows per chunk)`` -> its :class:`ChunkKernel` (made when
+        first needed).
     source : str
-        The generated source of the parts run before and after the chunks,
-        and of each chunk kernel made so far.
+        The generated source of the parts run in NumPy and of each chunk
+        kernel made so far.
     """
 
     kind = "chunked"
@@ -460,72 +493,96 @@ class ChunkedProgram(_OverDask):
         super().__init__(program, out_def, staging_seconds, equations_before)
         self.split = split = split_by_rows(program, data, n)
         self.data, self.n = data, n
-        self.small = [k for k in range(len(program.inputs)) if k not in data]
-        # what crosses from one part to the next: values of the small part
-        # read later, and the sums over rows
-        later = split.per_chunk + split.after
-        read = {r for e in later for r in e.ins if isinstance(r, Var)}
-        read |= {r for r in program.outputs if isinstance(r, Var)}
-        made_before = {e.out for e in split.before if isinstance(e, Equation)}
-        made_before |= {program.inputs[k] for k in self.small}
-        self.carried = [v for v in _ordered(program, made_before) if v in read]
-        self._before_source, self._before = self._generate(
-            Program([program.inputs[k] for k in self.small], split.before, self.carried),
-            "before")
-        self._after_source, self._after = self._generate(
-            Program(self.carried + split.totals, split.after, program.outputs), "after")
+        self.small_positions = [k for k in range(len(program.inputs)) if k not in data]
+        self.small = [program.inputs[k] for k in self.small_positions]
+        outputs = {r for r in program.outputs if isinstance(r, Var)}
+
+        def read_from(k):  # what passes k, k + 1... and the outputs read
+            return outputs.union(*(_ordered_reads(p.per_chunk + p.after)
+                                   for p in split.passes[k:]))
+        made = self.small + [e.out for e in split.before if isinstance(e, Equation)]
+        later = read_from(0)
+        self._before = self._part(self.small, split.before,
+                                  [v for v in made if v in later], "before")
+        self._passes = []
+        for k, stage in enumerate(split.passes):
+            made = {e.out for e in stage.per_chunk}
+            reads = [v for v in _ordered_reads(stage.per_chunk)
+                     if v not in made and v not in split.rows]
+            made = [e.out for e in stage.after]
+            later = read_from(k + 1)
+            after = self._part([v for v in _ordered_reads(stage.after) if v not in made],
+                               stage.after, [v for v in made if v in later], f"after_{k + 1}")
+            self._passes.append((reads, after))
         self.kernels = {}
 
     @property
+    def passes(self):
+        """Passes over the data per call."""
+        return len(self.split.passes)
+
+    @property
     def source(self):
+        parts = [self._before[2]] + [after[2] for _, after in self._passes]
         kernels = [k.source for k in self.kernels.values() if k.source is not None]
-        return "\n".join([self._before_source, *kernels, self._after_source])
+        return "\n".join(parts + kernels)
 
     @staticmethod
-    def _generate(program, name):
-        """``(source, function)`` of a part run in NumPy, on NumPy values."""
+    def _part(inputs, body, outputs, name):
+        """``(inputs, outputs, source, function)`` of a part run in NumPy."""
+        program = Program(inputs, body, outputs)
         renamed = {v: _var_like(v, v.aval[1]) for v in _ordered(program, None)}
-        return _function(_renamed(program, renamed, lambda e: e.params), name)
+        source, function = _function(_renamed(program, renamed, lambda e: e.params), name)
+        return inputs, outputs, source, function
 
-    def kernel(self, m):
-        """The :class:`ChunkKernel` of chunks of ``m`` rows."""
-        kernel = self.kernels.get(m)
+    def kernel(self, k, m):
+        """The :class:`ChunkKernel` of pass ``k`` (from 0) for chunks of ``m`` rows."""
+        kernel = self.kernels.get((k, m))
         if kernel is None:
             rows, n = self.split.rows, self.n
+            stage, inputs = self.split.passes[k], self._passes[k][0]
+            data = [self.program.inputs[j] for j in self.data]
             renamed = {}
-            for v in _ordered(Program([self.program.inputs[k] for k in self.data],
-                                      self.split.per_chunk, []), None):
+            for v in inputs + data + [e.out for e in stage.per_chunk]:
                 shape = v.aval[1]
                 if v in rows:
                     shape = shape[:rows[v]] + (m,) + shape[rows[v] + 1:]
                 renamed[v] = _var_like(v, shape)
-            for v in self.carried:
-                renamed[v] = _var_like(v, v.aval[1])
-            program = Program(self.carried + [self.program.inputs[k] for k in self.data],
-                              self.split.per_chunk, self.split.totals)
-            program = _renamed(program, renamed,
+            program = _renamed(Program(inputs + data, stage.per_chunk, stage.sums), renamed,
                                lambda e: _resized_params(e, n, m, rows.get(e.out)))
             program.body = [_fast_products(e) for e in program.body]
-            kernel = self.kernels[m] = ChunkKernel(program)
+            kernel = self.kernels[k, m] = ChunkKernel(program)
         return kernel
 
     def run(self, *dynamic):
         import dask
         from dask.delayed import Delayed
         from dask.highlevelgraph import HighLevelGraph
-        carried = self._before(*(dynamic[k] for k in self.small))
-        if carried.__class__ is Miss:
-            return carried
-        data = _aligned([dynamic[k] for k in self.data])
-        name = f"dualrev-chunk-{uuid.uuid4().hex}"
-        layer = {}
-        for i, m in enumerate(data[0].chunks[0]):
-            blocks = [(x.name, i) + (0,) * (x.ndim - 1) for x in data]
-            layer[(name, i)] = (self.kernel(m), list(carried), *blocks)
-        layer[name] = (_add_partials, list(layer))  # the sums over all rows
-        graph = HighLevelGraph.from_collections(name, layer, dependencies=data)
-        sums, = dask.compute(Delayed(name, graph))
-        return list(self._after(*carried, *sums))
+        _, outputs, _, before = self._before
+        out = before(*(dynamic[k] for k in self.small_positions))
+        if out.__class__ is Miss:
+            return out
+        known = dict(zip(outputs, out))
+        data = _aligned([dynamic[j] for j in self.data])
+        for k, (reads, (after_inputs, after_outputs, _, after)) in enumerate(self._passes):
+            name = f"dualrev-chunk-{uuid.uuid4().hex}"
+            small = [known[v] for v in reads]
+            layer = {}
+            for i, m in enumerate(data[0].chunks[0]):
+                blocks = [(x.name, i) + (0,) * (x.ndim - 1) for x in data]
+                layer[(name, i)] = (self.kernel(k, m), small, *blocks)
+            layer[name] = (_add_partials, list(layer))  # the sums over all rows
+            graph = HighLevelGraph.from_collections(name, layer, dependencies=data)
+            sums, = dask.compute(Delayed(name, graph))
+            known.update(zip(self.split.passes[k].sums, sums))
+            known.update(zip(after_outputs, after(*(known[v] for v in after_inputs))))
+        return [known[r] if isinstance(r, Var) else r.value for r in self.program.outputs]
+
+
+def _ordered_reads(body):
+    """The Vars ``body`` reads, each once, in order."""
+    return list(dict.fromkeys(r for e in body if isinstance(e, Equation)
+                              for r in e.ins if isinstance(r, Var)))
 
 
 def _ordered(program, among):

@@ -436,7 +436,7 @@ def test_map_reduce_runs_one_task_per_chunk(name, derivative, rows_data):
     expected = DERIVATIVES[derivative](f)(x, *plain)
     assert_numpy_trees_close(compiled(x, *lazy), expected)  # stages, then runs it
     program, = compiled.programs
-    assert program.kind == "chunked", program.reason
+    assert program.kind == "chunked" and program.passes == 1, program.reason
     with Executions() as executions:
         again = compiled(x, *lazy)
     assert_numpy_trees_close(again, expected)
@@ -466,10 +466,29 @@ def test_chunk_kernels_run_in_threads(derivative, rows_data):
             assert_numpy_trees_close(compiled(p, *lazy), expected)
 
 
+TWO_PASSES = {
+    "a norm of the residuals": lambda w, X, y, Y: np.linalg.norm(X @ w - y),
+    "centred columns": lambda w, X, y, Y: np.sum(((X - np.mean(X, axis=0)) @ w) ** 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TWO_PASSES))
+def test_sums_read_by_the_rows_wait_for_the_next_pass(name, rows_data):
+    lazy, plain = rows_data
+    f = TWO_PASSES[name]
+    w = np.linspace(-1.0, 1.0, FEATURES)
+    compiled = dualrev.compile(dualrev.value_and_grad(f))
+    expected = dualrev.value_and_grad(f)(w, *plain)
+    assert_numpy_trees_close(compiled(w, *lazy), expected)
+    program, = compiled.programs
+    assert program.kind == "chunked" and program.passes == 2
+    with Executions() as executions:
+        assert_numpy_trees_close(compiled(w, *lazy), expected)
+    assert executions.count == 2
+    assert executions.largest <= CHUNK * FEATURES * 8 * 4
+
+
 NOT_MAP_REDUCE = {
-    "a norm of the residuals": (lambda w, X, y, Y: np.linalg.norm(X @ w - y), "second pass"),
-    "a second pass": (lambda w, X, y, Y: np.sum(((X - np.mean(X, axis=0)) @ w) ** 2),
-                      "second pass"),
     "cumsum over rows": (lambda w, X, y, Y: np.sum(np.cumsum(X @ w) ** 2),
                          "'cumsum' is not known to treat the rows"),
     "max over rows": (lambda w, X, y, Y: np.max(X @ w) + np.sum(w ** 2),
@@ -535,8 +554,10 @@ def test_chunk_kernels_pickle_as_programs(rows_data):
     compiled = dualrev.compile(dualrev.grad(logistic))
     compiled(np.ones(FEATURES), *lazy)
     program, = compiled.programs
-    kernel = program.kernel(CHUNK)
-    carried = program._before(np.ones(FEATURES))
+    kernel = program.kernel(0, CHUNK)
+    _, made, _, before = program._before
+    known = dict(zip(made, before(np.ones(FEATURES))))
+    carried = [known[v] for v in program._passes[0][0]]
     rows = [a[:CHUNK] for a in plain]
     copy = pickle.loads(pickle.dumps(kernel))
     for got, want in zip(copy(list(carried), *rows), kernel(list(carried), *rows),
