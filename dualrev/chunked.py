@@ -11,9 +11,10 @@ over samples, its gradient, Hessian-vector products, Hessians), it is split
   in NumPy by the caller;
 - passes over the data, each one ``dask.compute`` of a graph with one task
   per chunk, running the work on the chunk's rows up to the sums over rows
-  (``np.sum`` and ``np.mean`` over the row axis, ``X.T @ r``) as NumPy
-  source generated for the chunk's shape, and one task that adds the
-  chunks' partial sums; then what reads those sums, run in NumPy.
+  (``np.sum`` and ``np.mean`` over the row axis, ``X.T @ r``; ``np.max``
+  and ``np.min`` too) as NumPy source generated for the chunk's shape, and
+  one task that combines the chunks' results; then what reads those sums,
+  run in NumPy.
 
 A loss summed over samples and its derivatives take one pass, whatever the
 number of primitives. Rows computed from a sum over rows (the residuals
@@ -33,7 +34,6 @@ arrays instead (:class:`LazyProgram`): one ``dask.compute`` per call.
 
 import collections
 import functools
-import operator
 import uuid
 
 import numpy as np
@@ -54,8 +54,10 @@ class NotRowSeparable(Exception):
 #: Ops with a loop body that are not elementwise.
 _NOT_ELEMENTWISE = {"sum", "getitem", "untake", "index_add"}
 
-#: Ops whose sums over the row axis add up over chunks.
-_ROW_SUMS = {"sum", "matmul"}
+#: Reductions over the row axis whose results for chunks combine into the
+#: result for all rows, and how: op name -> the combining ufunc.
+_ROW_REDUCTIONS = {"sum": np.add, "matmul": np.add, "amax": np.maximum,
+                   "amin": np.minimum}
 
 
 # ---- splitting a program ------------------------------------------------------
@@ -119,7 +121,7 @@ def split_by_rows(program, data, n):
         # in the pass of its rows, after the passes of the sums it reads
         when = max([1] + [known[r] + (r not in rows) for r in ins if known[r]])
         if axis is None:
-            _check_row_sum(item, rows)
+            _check_row_reduction(item, rows)
             passes[when].sums.append(item.out)
         else:
             _check_row_local(item, rows, axis)
@@ -205,18 +207,20 @@ def _contracted(shape, first):
     return len(shape) - 1 if first else len(shape) - 2
 
 
-def _check_row_sum(eqn, rows):
-    """``eqn`` reduces the rows away: it must be a sum over them."""
+def _check_row_reduction(eqn, rows):
+    """``eqn`` reduces the rows away: its results for chunks must combine
+    (sums add, maxima take the maximum...)."""
     name = eqn.op.name
-    if OPS.get(name) is eqn.op and name in _ROW_SUMS:
-        if name == "sum" and all(rows[r] in _axes(eqn) for r in eqn.ins if r in rows):
+    if OPS.get(name) is eqn.op and name in _ROW_REDUCTIONS:
+        if name == "matmul":
+            if all(rows[r] == _contracted(r.aval[1], k == 0)
+                   for k, r in enumerate(eqn.ins) if isinstance(r, Var) and r in rows):
+                return
+        elif all(rows[r] in _axes(eqn) for r in eqn.ins if r in rows):
             return
-        if name == "matmul" and all(
-                rows[r] == _contracted(r.aval[1], k == 0)
-                for k, r in enumerate(eqn.ins) if isinstance(r, Var) and r in rows):
-            return
-    raise NotRowSeparable(f"op {name!r} reduces over the rows of the data; only sums "
-                          "(np.sum, np.mean, X.T @ r) add up across chunks")
+    raise NotRowSeparable(f"op {name!r} reduces over the rows of the data in a way "
+                          "that chunks do not combine; sums (np.sum, np.mean, X.T @ r), "
+                          "np.max and np.min do")
 
 
 def _check_row_local(eqn, rows, axis):
@@ -396,8 +400,10 @@ def _kernel(token, program):
     return kernel
 
 
-def _add_partials(parts):
-    return [functools.reduce(operator.add, column) for column in zip(*parts)]
+def _combine(combiners, parts):
+    """The results for all rows from those of each chunk (``parts``)."""
+    return [functools.reduce(combine, column)
+            for combine, column in zip(combiners, zip(*parts))]
 
 
 class _OverDask:
@@ -514,6 +520,9 @@ class ChunkedProgram(_OverDask):
             after = self._part([v for v in _ordered_reads(stage.after) if v not in made],
                                stage.after, [v for v in made if v in later], f"after_{k + 1}")
             self._passes.append((reads, after))
+        reduction = {e.out: e.op.name for p in split.passes for e in p.per_chunk}
+        self._combiners = [[_ROW_REDUCTIONS[reduction[v]] for v in p.sums]
+                           for p in split.passes]
         self.kernels = {}
 
     @property
@@ -571,7 +580,7 @@ class ChunkedProgram(_OverDask):
             for i, m in enumerate(data[0].chunks[0]):
                 blocks = [(x.name, i) + (0,) * (x.ndim - 1) for x in data]
                 layer[(name, i)] = (self.kernel(k, m), small, *blocks)
-            layer[name] = (_add_partials, list(layer))  # the sums over all rows
+            layer[name] = (_combine, self._combiners[k], list(layer))  # over all rows
             graph = HighLevelGraph.from_collections(name, layer, dependencies=data)
             sums, = dask.compute(Delayed(name, graph))
             known.update(zip(self.split.passes[k].sums, sums))
