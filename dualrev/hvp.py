@@ -85,6 +85,7 @@ class GradRecording:
 
     __slots__ = ("tape", "inputs", "grad_index", "x_leaves", "treedef", "value",
                  "grad_leaves", "_replay")
+    matrix = None  # the whole Hessian is never formed
 
     def __init__(self, f, x, args=()):
         x_leaves, self.treedef = flatten(x)
@@ -449,6 +450,8 @@ class CompiledRecording:
     :class:`HVPProgram`: the value and gradient from the part of the program
     that only ``x`` determines (run once), each product from the rest."""
 
+    matrix = None  # the whole Hessian is never formed
+
     def __init__(self, program, x, args):
         _, point, _ = _selected(program.f, x, args, program.argnums)
         x_leaves, self.treedef = flatten(point)
@@ -486,12 +489,12 @@ class LazyDataRecording:
         x_leaves, self.treedef = flatten(point)
         self.x_leaves = [as_float(leaf, "x") for leaf in x_leaves]
         self.program, self.x, self.args = program, x, args
-        self.hessian = None
+        self.matrix = None
         sizes = [int(np.prod(shape_of(leaf))) for leaf in self.x_leaves]
         if sum(sizes) <= DENSE_HESSIAN_MAX:
             self.value, self.grad_leaves, blocks = program.dense(x, *args)
             k = len(sizes)  # blocks: the Hessian's (i, j) blocks, row by row
-            self.hessian = np.block([[np.reshape(blocks[i * k + j], (sizes[i], sizes[j]))
+            self.matrix = np.block([[np.reshape(blocks[i * k + j], (sizes[i], sizes[j]))
                                       for j in range(k)] for i in range(k)])
         else:
             self.value, self.grad_leaves = program.value_and_grad(x, *args)
@@ -505,19 +508,19 @@ class LazyDataRecording:
         return leaves
 
     def product(self, v_leaves, mode):
-        if self.hessian is None:
+        if self.matrix is None:
             v = unflatten(self.treedef, list(v_leaves))
             return flatten(self.program.products(self.x, v, *self.args))[0]
         flat = np.concatenate([np.ravel(leaf) for leaf in v_leaves])
-        return self._shaped(self.hessian @ flat)
+        return self._shaped(self.matrix @ flat)
 
     def forward(self, v_leaves, batch):
-        if self.hessian is None:
+        if self.matrix is None:
             columns = [self.product([leaf[k, ...] for leaf in v_leaves], None)
                        for k in range(batch[0])]
             return [np.stack([c[j] for c in columns]) for j in range(len(v_leaves))]
         V = np.concatenate([np.reshape(leaf, batch + (-1,)) for leaf in v_leaves], axis=1)
-        return self._shaped(V @ self.hessian, batch)
+        return self._shaped(V @ self.matrix, batch)
 
 
 class HVPProgram:
@@ -578,7 +581,7 @@ class HVPProgram:
 
         def products(x, v, *args):
             g, point, rest = _selected(self.f, x, args, self.argnums)
-            return hvp(g, point, v, args=rest)
+            return hvp(g, point, v, self.mode, args=rest)
 
         def value_and_gradient(x, *args):
             g, point, rest = _selected(self.f, x, args, self.argnums)
@@ -676,7 +679,7 @@ class HVPOperator(LinearOperator):
         value, grad_leaves = compute_leaves((recording.value, recording.grad_leaves))
         self.value = float(value)
         self.grad = _ravel_leaves(grad_leaves, n, self.dtype)
-        self.matrix = getattr(recording, "hessian", None)
+        self.matrix = recording.matrix
 
     def _split(self, vector, batch=()):
         vector = np.asarray(vector, self.dtype)

@@ -606,6 +606,25 @@ def test_operator_takes_the_hessian_from_the_pass_of_the_gradient(rows_data):
     np.testing.assert_allclose([H.value, *H.grad], [value, *grad], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("mode", ["rev-rev", "fwd-rev"])
+def test_operator_with_many_parameters_takes_a_pass_per_product(mode, rows_data):
+    lazy, plain = rows_data
+    f = POINTS["softmax_mlp"][0]
+    rng = np.random.default_rng(6)
+    p = {"W1": rng.standard_normal((FEATURES, 12)), "b1": rng.standard_normal(12),
+         "W2": rng.standard_normal((12, CLASSES))}  # 108 parameters: no whole Hessian
+    program = dualrev.HVPProgram(f, mode)
+    v = dualrev.tree.ravel_pytree(p)[0][::-1].copy()
+    program.operator(p, args=lazy) @ v  # stages
+    with Executions() as executions:
+        H = program.operator(p, args=lazy)
+        product = H @ v
+    assert executions.count == 2 and H.matrix is None  # value and gradient, product
+    expected = dualrev.hvp(f, p, H.unravel(v), args=plain)
+    np.testing.assert_allclose(product, dualrev.tree.ravel_pytree(expected)[0],
+                               rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("method", ["Newton-CG", "trust-exact", "trust-krylov"])
 def test_second_order_fits_take_one_pass_per_point(method, rows_data):
     lazy, plain = rows_data
