@@ -6,7 +6,8 @@ never materialized anywhere, and the first rows are the same whatever the
 total size. A ``dask.distributed.LocalCluster`` (worker processes, a memory
 limit per worker) runs every pass over the data; the loss is the plain NumPy
 one used in memory, and ``dualrev.optimize.minimize`` gives SciPy's Newton-CG
-its gradient and Hessian-vector products, each one graph execution.
+the value, the gradient and the Hessian (its products then read no data) at
+each point from one pass: a compiled program, one task per chunk.
 
 1. Check: the same out-of-core pipeline on the first ``--check-rows`` rows
    gives the coefficients (to 1e-6) of the in-memory NumPy fit of those rows.
