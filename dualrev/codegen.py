@@ -209,17 +209,18 @@ class Generator:
         program = self.program
         args = [self.assign(v) for v in program.inputs]
         lines = [f"def {name}({', '.join(args)}):"]
-        for k, item in enumerate(program.body):
-            if isinstance(item, Equation):
-                lines.append("    " + self.equation(item, k))
-            else:
-                lines.append("    " + self.guard(item, k))
+        lines += ["    " + line for line in self.body()]
         outs = ", ".join(self.ref(r) for r in program.outputs)
         lines.append(f"    return ({outs}{',' if len(program.outputs) == 1 else ''})")
         if self.kept_avals:
             self.names.namespace["buffers"] = KeptBuffers(self.kept_avals)
             lines.insert(1, "    kept = buffers()")
         return "\n".join(lines) + "\n", self.names.namespace
+
+    def body(self):
+        """The lines of the function's body, one per equation and guard."""
+        for k, item in enumerate(self.program.body):
+            yield self.equation(item, k) if isinstance(item, Equation) else self.guard(item, k)
 
     def guard(self, guard, k):
         miss = self.names.value(Miss(guard), "g")

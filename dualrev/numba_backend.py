@@ -547,21 +547,19 @@ class _Driver(Generator):
             {g.var for g in program.guards}  # (kernel name, source, equations, argument types)
 
     def source(self, name):
-        numba = require_numba()
-        program = self.program
-        args = [self.assign(v) for v in program.inputs]
-        lines = [f"def {name}({', '.join(args)}):"]
+        self.numba = require_numba()
         self.names.namespace["np_empty"] = np.empty
-        for kind, k, item in _runs(program):
+        return super().source(name)
+
+    def body(self):
+        """Fused runs as kernel calls; other equations and guards as NumPy."""
+        for kind, k, item in _runs(self.program):
             if kind == "run":
-                lines.extend("    " + line for line in self.run(numba, k, item))
+                yield from self.run(self.numba, k, item)
             elif isinstance(item, Equation):
-                lines.append("    " + self.equation(item, k))
+                yield self.equation(item, k)
             else:
-                lines.append("    " + self.guard(item, k))
-        outs = ", ".join(self.ref(r) for r in program.outputs)
-        lines.append(f"    return ({outs}{',' if len(program.outputs) == 1 else ''})")
-        return "\n".join(lines) + "\n", self.names.namespace
+                yield self.guard(item, k)
 
     def run(self, numba, start, run):
         end = start + len(run)
@@ -589,16 +587,19 @@ class _Driver(Generator):
             lines.append(f"{target} = np_empty({shape}, {dtype})")
             outs.append(target)
         call = f"{kname}({', '.join(call_args + outs)})"
-        if kernel.returned:
-            names = [self.assign(v) for v in kernel.returned]
-            lines.append(f"{', '.join(names)}{',' if len(names) == 1 else ''} = {call}")
-            for v, n in zip(kernel.returned, names):
-                if self.converted(v):
-                    lines.append(f"{n} = {self.names.value(_scalar_type(v.aval), 'p')}({n})")
-        else:
-            lines.append(call)
+        lines += self.returning(kernel.returned, call) if kernel.returned else [call]
         for j, e in enumerate(run):
             self.release(start + j, e.ins)
+        return lines
+
+    def returning(self, returned, call):
+        """Lines assigning the scalars ``call`` returns, each of the type
+        staging saw where :meth:`converted` says so."""
+        names = [self.assign(v) for v in returned]
+        lines = [f"{', '.join(names)}{',' if len(names) == 1 else ''} = {call}"]
+        for v, n in zip(returned, names):
+            if self.converted(v):
+                lines.append(f"{n} = {self.names.value(_scalar_type(v.aval), 'p')}({n})")
         return lines
 
     def converted(self, var):
@@ -613,13 +614,7 @@ class _Driver(Generator):
         self.kernels.append((kname, None, run, program))
         self.names.namespace[kname] = program
         call = f"{kname}({', '.join(self.ref(r) for r in program.var_args)})"
-        lines = []
-        if program.returned:
-            names = [self.assign(v) for v in program.returned]
-            lines.append(f"{', '.join(names)}{',' if len(names) == 1 else ''} = {call}")
-            for v, n in zip(program.returned, names):
-                if self.converted(v):
-                    lines.append(f"{n} = {self.names.value(_scalar_type(v.aval), 'p')}({n})")
+        lines = self.returning(program.returned, call) if program.returned else []
         for j, e in enumerate(run):
             self.release(start + j, e.ins)
         return lines
