@@ -362,8 +362,6 @@ def test_uniform_constant_arrays_become_scalars():
 # ---- where compiling pays: operators and optimizers -----------------------------------
 
 def test_split_programs_run_the_fixed_part_once():
-    calls = []
-
     def rosen(x):
         return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
 

@@ -8,7 +8,6 @@ exactly when there is no noise.
 """
 
 import pathlib
-import sys
 
 import numpy as np
 import pytest

@@ -16,9 +16,7 @@ ratio measured in one run.
 """
 
 import importlib.util
-
 import time
-import timeit
 
 import numpy as np
 import scipy.optimize
@@ -27,10 +25,9 @@ import dualrev
 from dualrev.optimize import minimize
 
 from .bench_tape import TapeOverhead, _best_seconds, _ratio
-from .common import (indexing_loop, indexing_loop_grad_by_hand, logistic_grad_by_hand,
-                     logistic_hessp_by_hand, logistic_loss, logistic_problem, mlp_loss,
-                     mlp_loss_grad_by_hand, mlp_problem, rng, rosen_point, scalar_chain,
-                     scalar_chain_deriv_by_hand)
+from .common import (logistic_grad_by_hand, logistic_hessp_by_hand, logistic_loss,
+                     logistic_problem, mlp_loss, mlp_loss_grad_by_hand, mlp_problem, rng,
+                     rosen_point)
 
 
 def rosen(x):

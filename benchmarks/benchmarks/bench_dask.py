@@ -40,6 +40,8 @@ import numpy as np
 import dualrev
 from dualrev.optimize import minimize
 
+from .common import best_times
+
 LAM = 1.0
 
 
@@ -267,26 +269,6 @@ class DaskFit(_OnDask):
 
 # ---- the command -----------------------------------------------------------------------
 
-def best_time(call, repeat):
-    """Fastest of ``repeat`` calls, and the last result."""
-    best = np.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = call()
-        best = min(best, time.perf_counter() - start)
-    return best, out
-
-
-def interleaved(calls, repeat):
-    """``{name: (best seconds, result)}``, the calls interleaved round by round."""
-    rows = {name: (np.inf, None) for name in calls}
-    for _ in range(repeat):
-        for name, call in calls.items():
-            seconds, out = best_time(call, 1)
-            rows[name] = (min(rows[name][0], seconds), out)
-    return rows
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
@@ -316,7 +298,7 @@ def report_derivatives(X, y, w, v, repeat):
     hvp(w, v, X, y)
     print(f"staging both compiled derivatives (first calls): "
           f"{time.perf_counter() - start:.2f} s")
-    rows = interleaved({
+    rows = best_times({
         "dualrev value_and_grad": lambda: dualrev.value_and_grad(loss)(w, X, y),
         "compiled value_and_grad": lambda: value_and_grad(w, X, y),
         "dask-glm gradient": lambda: gradient_by_dask_glm(w, X, y),
@@ -324,7 +306,7 @@ def report_derivatives(X, y, w, v, repeat):
         "dualrev hvp": lambda: dualrev.hvp(loss, w, v, args=(X, y)),
         "compiled hvp": lambda: hvp(w, v, X, y),
         "hand-written hvp": lambda: hvp_by_hand(w, v, X, y),
-    }, repeat)
+    }, (), repeat)
     for name, (seconds, _) in rows.items():
         print(f"{name:>28}: {seconds * 1e3:8.1f} ms")
     for ours in ("dualrev", "compiled"):

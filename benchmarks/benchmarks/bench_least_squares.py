@@ -17,7 +17,7 @@ import scipy.optimize
 
 from dualrev.optimize import least_squares
 
-from .common import rng
+from .common import best_times, rng
 
 TRUE = np.array([3.0, 1.3, 1.5, 0.2, 0.5])
 START = np.array([1.0, 1.0, 1.0, 0.1, 0.0])
@@ -75,25 +75,12 @@ class LeastSquaresExpFit:
         return self.result.njev
 
 
-def best_time(solve, problem, repeat):
-    best = np.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = solve(*problem)
-        best = min(best, time.perf_counter() - start)
-    return best, result
-
-
 def main(repeat=50):
     problem = exp_fit_problem()
     start = time.perf_counter()
     solve_dualrev_compiled(*problem)
     first = time.perf_counter() - start
-    rows = {name: [np.inf, None] for name in SOLVERS}
-    for _ in range(repeat):  # interleaved rounds: drift in load hits every solver alike
-        for name, solve in SOLVERS.items():
-            seconds, result = best_time(solve, problem, 1)
-            rows[name] = [min(rows[name][0], seconds), result]
+    rows = best_times(SOLVERS, problem, repeat)
     floor = rows["by_hand"][0]
     print(f"least_squares (trf), 2000 residuals x 5 parameters (best of {repeat}, "
           "interleaved)")

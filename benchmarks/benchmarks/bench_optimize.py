@@ -10,15 +10,14 @@ three in one run and prints the ratios.
 """
 
 import os
-import time
 
 import numpy as np
 import scipy.optimize
 
 from dualrev.optimize import minimize
 
-from .common import (logistic_grad_by_hand, logistic_hessp_by_hand, logistic_loss,
-                     logistic_problem)
+from .common import (best_times, logistic_grad_by_hand, logistic_hessp_by_hand,
+                     logistic_loss, logistic_problem)
 
 NEWTON_CG_OPTIONS = {"xtol": 1e-8}
 
@@ -164,27 +163,6 @@ class NewtonCGRosen:
 
     def track_nhev(self, solver):
         return ROSEN_SOLVERS[solver](self.x0).nhev
-
-
-def best_times(solvers, problem, repeat=9):
-    """Fastest of ``repeat`` solves per solver, solvers interleaved round by round.
-
-    Interleaving spreads any drift in machine load over every solver alike.
-    Returns ``{name: (seconds, result)}``; a solver whose setup raises
-    NotImplementedError (autograd missing) is reported and left out.
-    """
-    best, results = {}, {}
-    for _ in range(repeat):
-        for name, solve in solvers.items():
-            try:
-                start = time.perf_counter()
-                results[name] = solve(*problem)
-            except NotImplementedError as error:
-                print(f"{name:>9}: skipped ({error})")
-                solvers = {k: v for k, v in solvers.items() if k != name}
-                continue
-            best[name] = min(best.get(name, np.inf), time.perf_counter() - start)
-    return {name: (best[name], results[name]) for name in best}
 
 
 def main():

@@ -13,7 +13,7 @@ import numpy as np
 
 import dualrev
 
-from .common import mlp_problem, rng, rosen_point
+from .common import mlp_problem, rosen_point
 
 LIBRARIES = ["dualrev", "autograd", "jax", "torch"]
 WORKLOADS = ["mlp", "rosen", "scalar_chain"]

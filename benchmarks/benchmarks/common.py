@@ -7,6 +7,8 @@ small set of NumPy calls (``@``, ``np.tanh``, ``np.exp``, ``np.log``,
 AD library overloading NumPy can differentiate the very same code.
 """
 
+import time
+
 import numpy as np
 from scipy.optimize import rosen, rosen_der, rosen_hess, rosen_hess_prod
 from scipy.special import expit
@@ -366,3 +368,24 @@ def indexing_loop_grad_by_hand(x):
     ndarray, shape (n,)
     """
     return np.cos(x) * x + np.sin(x)
+
+
+def best_times(solvers, problem, repeat=9):
+    """Fastest of ``repeat`` solves per solver, solvers interleaved round by round.
+
+    Interleaving spreads any drift in machine load over every solver alike.
+    Returns ``{name: (seconds, result)}``; a solver whose setup raises
+    NotImplementedError (autograd missing) is reported and left out.
+    """
+    best, results = {}, {}
+    for _ in range(repeat):
+        for name, solve in solvers.items():
+            try:
+                start = time.perf_counter()
+                results[name] = solve(*problem)
+            except NotImplementedError as error:
+                print(f"{name:>9}: skipped ({error})")
+                solvers = {k: v for k, v in solvers.items() if k != name}
+                continue
+            best[name] = min(best.get(name, np.inf), time.perf_counter() - start)
+    return {name: (best[name], results[name]) for name in best}

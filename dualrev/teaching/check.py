@@ -116,7 +116,7 @@ def _term_hints(ex, c, term, tol):
     if _close(term, c.value, *tol):
         return []
     hints = []
-    gate, up = c.stage.name, f"d{c.stage.name}"
+    up = f"d{c.stage.name}"
     if not _zero(c.value, tol[1]) and _close(term, -c.value, *tol):
         hints.append("it has the right size but the wrong sign: a minus sign is lost "
                      f"or added (the step is {_formula_of(ex, c)})")
