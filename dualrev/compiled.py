@@ -500,3 +500,16 @@ def compile(fn, *, static_argnums=(), varying_argnums=(), verify=0, max_programs
 
 #: The backends of :func:`compile`.
 BACKENDS = ("default", "numba")
+
+
+def kept_on(fn, owner):
+    """A dict kept on the function ``fn`` itself for what ``owner`` staged
+    from it: a later solve of the same function replays those programs, and
+    they are collected with the function (a cache keyed by the function
+    would keep it alive, the programs holding it). A fresh dict when ``fn``
+    takes no attributes (nothing is kept)."""
+    try:
+        kept = vars(fn).setdefault("__dualrev_staged__", {})
+    except TypeError:
+        return {}
+    return kept.setdefault(owner, {})

@@ -9,13 +9,12 @@ instead: one recording per point, products by forward replay and reverse
 sweep, never the dense matrix.
 """
 
-import weakref
 
 import numpy as np
 import scipy.optimize
 
 from .api import choose_mode, jacfwd, jacrev
-from .compiled import compile as compile_function
+from .compiled import compile as compile_function, kept_on
 from .finite import first_nonfinite_op, require_finite
 from .operators import jacobian_operator
 from .tree import flatten, ravel_pytree
@@ -25,10 +24,6 @@ __all__ = ["least_squares", "JAC_MODES"]
 #: The Jacobian modes of :func:`least_squares`.
 JAC_MODES = ("auto", "fwd", "rev", "operator")
 
-#: residual -> {(mode, ids of args, structure of x0): (staged Jacobian, args)}:
-#: with ``compile=True`` a residual's Jacobian is staged once and reused by
-#: later solves with the same arguments (held here while the residual lives).
-_STAGED = weakref.WeakKeyDictionary()
 
 
 class _Residuals:
@@ -156,11 +151,11 @@ def _stage_key(x0, args):
 
 
 def _staged_entries(residual):
-    """The staged Jacobians kept for ``residual`` (a new dict if it cannot be kept)."""
-    try:
-        return _STAGED.setdefault(residual, {})
-    except TypeError:  # cannot be weakly referenced: nothing is kept
-        return {}
+    """``{(mode, ids of args, structure of x0): (staged Jacobian, args)}``:
+    with ``compile=True`` a residual's Jacobian is staged once and reused by
+    later solves with the same arguments, kept with the residual
+    (:func:`~dualrev.compiled.kept_on`)."""
+    return kept_on(residual, "least_squares")
 
 
 def _auto_mode(residuals, flat0, stage_key):

@@ -35,14 +35,13 @@ that off).
 import collections
 import copy
 import inspect
-import weakref
 
 import numpy as np
 import scipy.optimize
 from scipy.optimize import LinearConstraint, NonlinearConstraint
 
 from .api import float_dtype, jacobian, value_and_grad
-from .compiled import compile
+from .compiled import compile, kept_on
 from .finite import first_nonfinite_op, require_finite
 from .hessian_free import ModelLoss, hessian_free
 from .hvp import DENSE_HESSIAN_MAX, HVPProgram, hessian, hvp_operator
@@ -153,18 +152,12 @@ class _Objective:
         return self.fun(self.unravel(x), *args)
 
 
-#: fun -> {hvp_mode: its staged derivatives}, kept while fun lives: a second
-#: solve of the same objective (new data of the same shapes, a new start)
-#: replays the programs of the first, as a jit cache does.
-_STAGED = weakref.WeakKeyDictionary()
-
-
 def _staged(fun, hvp_mode):
-    """(value_and_grad, HVPProgram) of ``fun``, compiled."""
-    try:
-        per_mode = _STAGED.setdefault(fun, {})
-    except TypeError:  # not weakly referable: staged for this solve only
-        per_mode = {}
+    """(value_and_grad, HVPProgram) of ``fun``, compiled; kept with ``fun``
+    (:func:`~dualrev.compiled.kept_on`), so a second solve of the same
+    objective (new data of the same shapes, a new start) replays the programs
+    of the first, as a jit cache does."""
+    per_mode = kept_on(fun, "minimize")
     if hvp_mode not in per_mode:
         per_mode[hvp_mode] = (compile(value_and_grad(fun)), HVPProgram(fun, hvp_mode))
     return per_mode[hvp_mode]

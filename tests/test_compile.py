@@ -421,6 +421,30 @@ def test_minimize_compiled_takes_the_same_steps(method):
     np.testing.assert_allclose(again.x, eager_again.x, rtol=1e-12, atol=1e-14)
 
 
+def test_programs_kept_for_an_objective_go_with_it():
+    """Programs staged by a compiled solve live on the function, not in a
+    global cache that would keep it (and its data) alive."""
+    import gc
+    import weakref
+
+    A = np.random.default_rng(2).standard_normal((30, 4))
+
+    def loss(w):
+        return np.sum(np.logaddexp(0.0, A @ w)) + np.sum(w ** 2)
+
+    def residual(p):
+        return np.exp(-p[0] * A[:, 0]) - p[1]
+
+    dualrev.optimize.minimize(loss, np.zeros(4), method="Newton-CG", compile=True)
+    dualrev.optimize.least_squares(residual, np.ones(2), compile=True)
+    assert dualrev.compiled.kept_on(loss, "minimize")  # kept for a second solve
+    assert dualrev.compiled.kept_on(residual, "least_squares")
+    gone = [weakref.ref(loss), weakref.ref(residual)]
+    del loss, residual
+    gc.collect()
+    assert [ref() for ref in gone] == [None, None]
+
+
 @pytest.mark.parametrize("curvature", ["hessian", "gauss-newton"])
 def test_hessian_free_compiled_takes_the_same_steps(curvature):
     rng = np.random.default_rng(2)

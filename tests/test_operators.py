@@ -5,6 +5,7 @@ import pytest
 import scipy.optimize
 
 import dualrev
+from dualrev.compiled import kept_on
 from dualrev.finite import NonFiniteError, first_nonfinite_op
 from dualrev.optimize import ModelLoss, least_squares, minimize
 
@@ -153,9 +154,9 @@ def test_least_squares_wide_problem_picks_reverse_mode():
 
 def test_least_squares_compile_keeps_the_staged_jacobian():
     first = least_squares(two_exponentials, START, args=(T, Y), compile=True)
-    staged = dualrev.lsq._STAGED[two_exponentials]
+    staged = kept_on(two_exponentials, "least_squares")
     again = least_squares(two_exponentials, START, args=(T, Y), compile=True)
-    assert dualrev.lsq._STAGED[two_exponentials] is staged and len(staged) == 2
+    assert kept_on(two_exponentials, "least_squares") is staged and len(staged) == 2
     np.testing.assert_array_equal(first.x_flat, again.x_flat)
     eager = least_squares(two_exponentials, START, args=(T, Y))
     np.testing.assert_allclose(first.x_flat, eager.x_flat, rtol=1e-12)
