@@ -162,9 +162,10 @@ def negation(eqn, made):
     """Negations move into constants or cancel, exactly (IEEE rounding is
     symmetric, and ``a - b`` is ``a + (-b)``): ``-(-x)`` is ``x``; ``(-x) * c``,
     ``-(x * c)`` are ``x * (-c)`` (so too with ``/``); ``a + (-b)`` is ``a - b``
-    and ``a - (-b)`` is ``a + b``. Each saves a pass over an array."""
+    and ``a - (-b)`` is ``a + b``. Each saves a pass over an array. Floating
+    results only: on unsigned integers ``-c`` does not exist."""
     impl, ins = eqn.op.impl, eqn.ins
-    if impl not in _NEGATABLE or eqn.params:
+    if impl not in _NEGATABLE or eqn.params or not _floating(eqn.out):
         return None
     sources = [made.get(r) if isinstance(r, Var) else None for r in ins]
     negated = [s is not None and s.op.impl is operator.neg for s in sources]
@@ -191,6 +192,11 @@ def negation(eqn, made):
 
 
 _NEGATABLE = {operator.neg, operator.mul, operator.truediv, operator.add, operator.sub}
+
+
+def _floating(var):
+    kind, _, dtype = var.aval
+    return np.dtype(dtype).kind in "fc" if dtype is not None else kind in (float, complex)
 
 
 def _frozen(v):

@@ -125,6 +125,7 @@ class StagingTrace:
     """The outermost trace of one staging run; its tracers hold concrete values."""
 
     __slots__ = ("level", "body", "consts", "closed", "_ids")
+    kind = "dualrev.compile staging run"  # named when its values escape
 
     def __init__(self):
         self.level = new_level()

@@ -213,6 +213,22 @@ def test_program_keeps_no_tracer_and_a_stored_tracer_fails_clearly():
         np.cos(kept[0])
 
 
+def test_negations_stay_on_unsigned_integers():
+    compiled = dualrev.compile(lambda x: (-x) * 3)
+    x = np.array([1, 2, 250], dtype=np.uint8)
+    for _ in range(2):  # stages, then replays
+        with np.errstate(over="ignore"):
+            assert_identical(compiled(x), (-x) * 3)
+
+
+def test_an_escaped_staged_value_given_to_a_transformation_says_so():
+    kept = []
+    compiled = dualrev.compile(lambda x: kept.append(np.sum(x) * 2.0) or np.sum(x))
+    compiled(np.ones(2))
+    with pytest.raises(dualrev.core.EscapedTracerError, match="staging run"):
+        dualrev.grad(lambda y: kept[0])(1.0)
+
+
 def test_np_asarray_of_an_input_says_what_to_do():
     compiled = dualrev.compile(lambda x: np.asarray(x).sum())
     with pytest.raises(StagingError, match="static_argnums"):
