@@ -488,6 +488,11 @@ def compile(fn, *, static_argnums=(), varying_argnums=(), verify=0, max_programs
         static_argnums = (static_argnums,)
     if isinstance(varying_argnums, int):
         varying_argnums = (varying_argnums,)
+    for name, nums in (("static_argnums", static_argnums),
+                       ("varying_argnums", varying_argnums)):
+        if any(n < 0 for n in nums):
+            raise ValueError(f"dualrev.compile: {name}={nums!r}: give positions counted "
+                             "from the first argument (0, 1, ...), not from the end")
     if backend not in BACKENDS:
         raise ValueError(f"dualrev.compile: unknown backend {backend!r}; "
                          f"choose one of {sorted(BACKENDS)}")

@@ -244,7 +244,7 @@ def hessian_free(loss, params, batches=None, *, maxiter=100, curvature="hessian"
         matrix ``J^T H_out J`` (:func:`~dualrev.operators.gauss_newton_operator`),
         positive semi-definite for a convex ``out_loss``.
     damping : float
-        Initial ``lambda``, non-negative.
+        Initial ``lambda``, positive.
     cg_maxiter : int
         CG steps per iteration at most.
     cg_tol : float
@@ -325,8 +325,10 @@ def hessian_free(loss, params, batches=None, *, maxiter=100, curvature="hessian"
     if curvature == "gauss-newton" and not isinstance(loss, ModelLoss):
         raise TypeError("curvature='gauss-newton' needs the loss split as "
                         "ModelLoss(model, out_loss)")
-    if not damping >= 0:
-        raise ValueError(f"damping must be a non-negative number, not {damping!r}")
+    if not damping > 0:
+        raise ValueError(f"damping must be a positive number, not {damping!r}: the "
+                         "damped model must stay bounded, and the damping is adapted by "
+                         "factors, so it could never leave 0")
     if preconditioner == "martens" and example_losses is None:
         raise TypeError("preconditioner='martens' needs example_losses(params, *batch), "
                         "the per-example terms whose sum is the loss")

@@ -213,6 +213,12 @@ def test_program_keeps_no_tracer_and_a_stored_tracer_fails_clearly():
         np.cos(kept[0])
 
 
+@pytest.mark.parametrize("option", ["static_argnums", "varying_argnums"])
+def test_argnums_counted_from_the_end_are_refused(option):
+    with pytest.raises(ValueError, match=f"{option}=.*from the first argument"):
+        dualrev.compile(lambda x, v: x * v, **{option: -1})
+
+
 def test_negations_stay_on_unsigned_integers():
     compiled = dualrev.compile(lambda x: (-x) * 3)
     x = np.array([1, 2, 250], dtype=np.uint8)

@@ -240,6 +240,13 @@ def cross_entropy(logits, batch):
 MLP_LOSS = ModelLoss(mlp, cross_entropy)
 
 
+@pytest.mark.parametrize("damping", [0.0, -1.0, float("nan")])
+def test_hessian_free_needs_a_positive_damping(damping):
+    with pytest.raises(ValueError, match="damping must be a positive number"):
+        hessian_free(lambda w: np.sum(-w ** 2 + w ** 4), np.array([0.1, 0.2]),
+                     damping=damping)
+
+
 @pytest.mark.parametrize("curvature", ["hessian", "gauss-newton"])
 def test_hessian_free_trains_the_mlp(curvature):
     params, batch = mlp_problem()
