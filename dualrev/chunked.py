@@ -38,8 +38,9 @@ import uuid
 
 import numpy as np
 
-from .codegen import Miss, generate
+from .codegen import Miss, generated
 from .lazy import compute_leaves, is_lazy
+from .ops.shape import normalize_axis
 from .registry import OPS, Op
 from .staging import Const, Equation, Guard, Program, Var
 
@@ -192,11 +193,7 @@ def _axes(eqn):
     """The axes ``eqn``'s ``axis`` parameter names, non-negative."""
     ndim = len(eqn.ins[0].aval[1]) if isinstance(eqn.ins[0], Var) else \
         np.ndim(eqn.ins[0].value)
-    axis = eqn.params["axis"]
-    if axis is None:
-        return set(range(ndim))
-    axis = (axis,) if isinstance(axis, (int, np.integer)) else axis
-    return {int(a) % ndim for a in axis}
+    return {a % ndim for a in normalize_axis(eqn.params["axis"], ndim)}
 
 
 def _contracted(shape, first):
@@ -258,9 +255,7 @@ def _row_local(eqn, rows, axis):
 def _keeps_rows(index, axis):
     """Does the basic ``index`` take every row of ``axis``, in place?"""
     index = index if isinstance(index, tuple) else (index,)
-    before = index[:axis]
-    if any(i is None or i is Ellipsis or not isinstance(i, (int, np.integer, slice))
-           for i in before) or any(isinstance(i, (int, np.integer)) for i in before):
+    if not all(isinstance(i, slice) for i in index[:axis]):
         return False
     return len(index) <= axis or index[axis] == slice(None)
 
@@ -374,7 +369,7 @@ class ChunkKernel:
 
     def __call__(self, small, *blocks):
         if self._run is None:
-            self.source, self._run = _function(self.program, f"chunk_{self.program_rows}")
+            self.source, self._run = generated(self.program, f"chunk_{self.program_rows}")
         return self._run(*small, *blocks)
 
     @property
@@ -453,7 +448,7 @@ class LazyProgram(_OverDask):
     def __init__(self, program, out_def, staging_seconds, equations_before, reason):
         super().__init__(program, out_def, staging_seconds, equations_before)
         self.reason = reason
-        self.source, self._replay = _function(program, "replay")
+        self.source, self._replay = generated(program, "replay")
 
     def run(self, *dynamic):
         """The outputs, computed in one ``dask.compute``, except those in
@@ -466,13 +461,6 @@ class LazyProgram(_OverDask):
         for k, value in zip(small, compute_leaves([out[k] for k in small])):
             out[k] = value
         return out
-
-
-def _function(program, name):
-    """``(source, function)`` of ``program``, generated."""
-    source, namespace = generate(program, name)
-    exec(compile(source, "<dualrev.compile>", "exec"), namespace)
-    return source, namespace[name]
 
 
 class ChunkedProgram(_OverDask):
@@ -540,8 +528,8 @@ class ChunkedProgram(_OverDask):
     def _part(inputs, body, outputs, name):
         """``(inputs, outputs, source, function)`` of a part run in NumPy."""
         program = Program(inputs, body, outputs)
-        renamed = {v: _var_like(v, v.aval[1]) for v in _ordered(program, None)}
-        source, function = _function(_renamed(program, renamed, lambda e: e.params), name)
+        renamed = {v: _var_like(v, v.aval[1]) for v in _ordered(program)}
+        source, function = generated(_renamed(program, renamed, lambda e: e.params), name)
         return inputs, outputs, source, function
 
     def kernel(self, k, m):
@@ -594,10 +582,9 @@ def _ordered_reads(body):
                               for r in e.ins if isinstance(r, Var)))
 
 
-def _ordered(program, among):
+def _ordered(program):
     """Vars of ``program`` (inputs, then outputs of equations), in order."""
-    seen = list(program.inputs) + [e.out for e in program.body if isinstance(e, Equation)]
-    return [v for v in seen if among is None or v in among]
+    return list(program.inputs) + [e.out for e in program.body if isinstance(e, Equation)]
 
 
 def _renamed(program, renamed, params):

@@ -29,7 +29,7 @@ import numpy as np
 from .registry import OPS
 from .staging import Equation, Var
 
-__all__ = ["generate", "Miss"]
+__all__ = ["generate", "generated", "defined", "Miss"]
 
 #: Ops whose implementation is a Python operator, written infix.
 INFIX = {operator.add: "{} + {}", operator.sub: "{} - {}", operator.mul: "{} * {}",
@@ -163,6 +163,18 @@ def generate(program, name="replay"):
     source, namespace = first.source(name)
     kept = first.keepable()
     return Generator(program, kept).source(name) if kept else (source, namespace)
+
+
+def defined(source, namespace, name="replay"):
+    """The function ``name`` that generated ``source`` defines in ``namespace``."""
+    exec(compile(source, "<dualrev.compile>", "exec"), namespace)
+    return namespace[name]
+
+
+def generated(program, name="replay"):
+    """``(source, function)`` of ``program`` (see :func:`generate`)."""
+    source, namespace = generate(program, name)
+    return source, defined(source, namespace, name)
 
 
 class Generator:

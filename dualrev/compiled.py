@@ -9,7 +9,6 @@ Python. Guards keep it honest: a replay that meets a branch the staging run
 did not take stages again and keeps both programs.
 """
 
-import builtins
 import threading
 import time
 import warnings
@@ -18,7 +17,7 @@ import numpy as np
 
 from . import passes
 from .chunked import lazy_program
-from .codegen import Miss, generate
+from .codegen import Miss, defined, generated
 from .lazy import is_lazy
 from .registry import Tracer
 from .staging import Program, StagingTrace, Var
@@ -171,14 +170,8 @@ class CompiledProgram:
             else:
                 self.kernels += kernels
                 self.compile_seconds += seconds
-                return source, _exec(source, namespace)
-        source, namespace = generate(program)
-        return source, _exec(source, namespace)
-
-
-def _exec(source, namespace):
-    exec(builtins.compile(source, "<dualrev.compile>", "exec"), namespace)
-    return namespace["replay"]
+                return source, defined(source, namespace)
+        return generated(program)
 
 
 _VARYING = object()  # an output that depends on the varying inputs

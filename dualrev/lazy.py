@@ -211,7 +211,6 @@ def lazy_untake(g, index, shape, basic, scatter_into):
     task and is refused for arrays larger than one dask chunk."""
     import dask
     import dask.array as da
-    import numpy as np
     dtype = np.result_type(g.dtype, np.float64)
     if basic:
         z = da.zeros(shape, dtype=dtype)

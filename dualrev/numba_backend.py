@@ -24,8 +24,9 @@ so a later process loads them from disk.
 """
 
 import hashlib
-import itertools
 import importlib.util
+import itertools
+import math
 import os
 import sys
 import tempfile
@@ -219,7 +220,7 @@ class _Kernel:
             internal = [r for r in e.ins if isinstance(r, Var) and r in self.defs]
             p = max((phase[r] + (r in self.boundary) for r in internal), default=0)
             phase[e.out] = p
-            if e.op.name == "sum" and OPS.get("sum") is e.op:
+            if self._is_sum(e):
                 self.boundary.add(e.out)
                 depth[e.out] = 0
                 continue
@@ -357,19 +358,17 @@ class _Kernel:
             return self._apply(eqn.op.loop, *((gname,) if eqn.op.name == "untake"
                                               else (base, gname)))
         name = self.new()
-        if tests:
-            self.emit(f"{name} = {base}")
-            self.emit(f"if {' and '.join(tests)}:")
-            self.indent += 1
-            self.scopes.append({})
+        self.emit(f"{name} = {base}")
+        self.emit(f"if {' and '.join(tests)}:")
+        self.indent += 1
+        self.scopes.append({})
         gname = self.value(g, tuple(src))
         if eqn.op.name == "untake":
             self.emit(f"{name} = {eqn.op.loop.format(gname)}")
         else:
-            self.emit(f"{name} = {eqn.op.loop.format(name if tests else base, gname)}")
-        if tests:
-            self.scopes.pop()
-            self.indent -= 1
+            self.emit(f"{name} = {eqn.op.loop.format(name, gname)}")
+        self.scopes.pop()
+        self.indent -= 1
         return name
 
     # the whole kernel
@@ -816,7 +815,7 @@ def _culprit(numba, run):
         seen.add(key)
         names = [f"x{k}" for k in range(len(e.ins))]
         src = f"def probe({', '.join(names)}):\n    return {e.op.loop.format(*names)}\n"
-        namespace = {"np": np, "math": __import__("math")}
+        namespace = {"np": np, "math": math}
         try:
             exec(src, namespace)
             types = tuple(numba.from_dtype(_dtype(_aval(r))) for r in e.ins)
