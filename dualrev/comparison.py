@@ -27,16 +27,12 @@ from .compiled import compile
 from .costmodel import TapeCost, forward_passes, jacobian_costs, predict_jacobian_mode, tape_cost
 from .hvp import HVP_MODES, hvp_costs
 from .hvp import hvp as hvp_product
-from .registry import shape_of
+from .registry import shape_of, size_of
 from .reverse import Tape
 from .tree import flatten
 
 __all__ = ["compare", "Report", "ModeResult", "CompiledResult", "run_catalogue",
            "format_table", "crossover", "Crossover", "crossovers", "CROSSOVER_TOLERANCE"]
-
-
-def _size(x):
-    return int(np.prod(shape_of(x)))
 
 
 # ---- measuring -------------------------------------------------------------
@@ -334,7 +330,7 @@ def compare(f, x, *, name=None, hvp=True, budget=0.2, note=""):
         raise TypeError("compare needs f to return one array or scalar, not "
                         f"{type(out).__name__}")
     cost = tape_cost(tape)
-    n, m = _size(x), _size(out)
+    n, m = size_of(x), size_of(out)
     f_seconds = _seconds(lambda: f(x), budget / 4)
     model = jacobian_costs(cost, n, m)
     fwd = ModeResult("fwd", n, forward_passes(n) * cost.flops + n * cost.deriv_flops,

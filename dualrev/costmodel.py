@@ -49,9 +49,7 @@ when the arrays are small.
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from .registry import OPS, shape_of
+from .registry import OPS
 
 __all__ = ["TapeCost", "tape_cost", "flops_of", "forward_passes", "jacobian_costs",
            "predict_jacobian_mode", "default_chunk_size", "FLOP_MODEL", "DISPATCH_FLOPS", "HVPWork",
@@ -62,10 +60,6 @@ __all__ = ["TapeCost", "tape_cost", "flops_of", "forward_passes", "jacobian_cost
 #: interpreter work at about 1 Gflop/s of NumPy throughput). A fixed model
 #: constant, the same on every machine.
 DISPATCH_FLOPS = 5000
-
-def _size(x):
-    return int(np.prod(shape_of(x)))
-
 
 class _FlopModel(Mapping):
     """Op name -> its flops rule ``flops(out, *args, **params)`` (``Op.flops``),

@@ -75,24 +75,25 @@ class Teaching:
     fwd_gate: str = None
 
 
-def _size(x):
+def size_of(x):
+    """Number of scalars in a plain or traced value (or shape placeholder)."""
     return int(np.prod(getattr(x, "shape", ())))
 
 
 def default_flops(out, *args, **params):
     """Flops of an op that declares none: the output's size. An op keeping
     this default has not said what it costs (see :data:`ELEMENTWISE`)."""
-    return _size(out)
+    return size_of(out)
 
 
 def elementwise_flops(out, *args, **params):
     """One flop per output element."""
-    return _size(out)
+    return size_of(out)
 
 
 def reduction_flops(out, *args, **params):
     """One flop per element of the first argument."""
-    return _size(args[0])
+    return size_of(args[0])
 
 
 def no_flops(out, *args, **params):
@@ -117,7 +118,7 @@ def cubic_flops(factor):
     def cubic(out, *args, **params):
         a = getattr(args[0], "shape", ())
         n = a[-1] if a else 1
-        batch = _size(args[0]) // max(n * n, 1)
+        batch = size_of(args[0]) // max(n * n, 1)
         return int(factor * n ** 3 * max(batch, 1))
     cubic.__name__ = f"cubic_flops_{factor:.3g}"
     return cubic
