@@ -41,7 +41,7 @@ from .lazy import (compute_leaves, computed, computed_results, guard_materializa
                    is_lazy)
 from .registry import Tracer, shape_of
 from .reverse import Tape
-from .tree import flatten, ravel_pytree, unflatten
+from .tree import flatten, ravel_pytree, split_flat, unflatten
 
 __all__ = ["hvp", "hvp_operator", "value_grad_hvp", "hessian", "HVPOperator", "HVP_MODES",
            "HVPMode", "hvp_costs"]
@@ -500,12 +500,7 @@ class LazyDataRecording:
             self.value, self.grad_leaves = program.value_and_grad(x, *args)
 
     def _shaped(self, flat, batch=()):
-        leaves, bounds = [], 0
-        for leaf in self.x_leaves:
-            size = int(np.prod(shape_of(leaf)))
-            leaves.append(flat[..., bounds:bounds + size].reshape(batch + shape_of(leaf)))
-            bounds += size
-        return leaves
+        return split_flat(flat, [shape_of(leaf) for leaf in self.x_leaves], batch)
 
     def product(self, v_leaves, mode):
         if self.matrix is None:
@@ -682,13 +677,8 @@ class HVPOperator(LinearOperator):
         self.matrix = recording.matrix
 
     def _split(self, vector, batch=()):
-        vector = np.asarray(vector, self.dtype)
-        leaves, bounds = [], 0
-        for x in self._recording.x_leaves:
-            size = int(np.prod(shape_of(x)))
-            leaves.append(vector[..., bounds:bounds + size].reshape(batch + shape_of(x)))
-            bounds += size
-        return leaves
+        return split_flat(np.asarray(vector, self.dtype),
+                          [shape_of(x) for x in self._recording.x_leaves], batch)
 
     def _matvec(self, v):
         v = np.ravel(v)

@@ -16,7 +16,7 @@ import scipy.optimize
 from .api import choose_mode, jacfwd, jacrev
 from .compiled import compile as compile_function, kept_on
 from .finite import first_nonfinite_op, require_finite
-from .operators import jacobian_operator
+from .operators import jacobian_operator, sum_of_outputs
 from .tree import flatten, ravel_pytree
 
 __all__ = ["least_squares", "JAC_MODES"]
@@ -39,9 +39,8 @@ class _Residuals:
             else np.concatenate([np.reshape(leaf, (-1,)) for leaf in leaves])
 
     def _diagnose(self, x):
-        def summed(point):
-            return np.sum(self.flat(point))
-        return lambda: first_nonfinite_op(summed, np.asarray(x, np.float64))
+        point = np.asarray(x, np.float64)
+        return lambda: first_nonfinite_op(sum_of_outputs(self.flat), point)
 
     def value(self, x):
         r = np.asarray(self.flat(x), np.float64)

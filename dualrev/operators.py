@@ -18,7 +18,7 @@ from .api import record
 from .finite import first_nonfinite_op, require_finite
 from .hvp import hvp_operator
 from .registry import shape_of
-from .tree import flatten, ravel_pytree, unflatten
+from .tree import flatten, ravel_pytree, split_flat, unflatten
 
 __all__ = ["ModelLoss", "JacobianOperator", "jacobian_operator", "GaussNewtonOperator",
            "gauss_newton_operator"]
@@ -101,17 +101,9 @@ class JacobianOperator(LinearOperator):
         self._x = flat
         self.check_finite = check_finite
         self._replay = None
-        self._diagnose = lambda: first_nonfinite_op(_summed(f), x, tuple(args))
+        self._diagnose = lambda: first_nonfinite_op(sum_of_outputs(f), x, tuple(args))
         if check_finite:
             require_finite("residual", self.value, self._x, self._diagnose)
-
-    def _split(self, vector, sizes_shapes, batch=()):
-        leaves, start = [], 0
-        for shape in sizes_shapes:
-            size = int(np.prod(shape))
-            leaves.append(vector[..., start:start + size].reshape(batch + shape))
-            start += size
-        return leaves
 
     def _forward(self, V, batch):
         wanted = [i for i in self._out_index if i is not None]
@@ -120,7 +112,7 @@ class JacobianOperator(LinearOperator):
         if self._replay is None:
             self._replay = self._tape.pruned(wanted)
         shapes = [shape_of(leaf) for leaf in self._leaves]
-        tangents = dict(zip(self._inputs, self._split(V, shapes, batch)))
+        tangents = dict(zip(self._inputs, split_flat(V, shapes, batch)))
         by_index = dict(zip(wanted, self._replay.forward(tangents, wanted)))
         parts = [np.zeros(batch + s) if by_index.get(i) is None
                  else np.broadcast_to(by_index[i], batch + s)
@@ -144,7 +136,7 @@ class JacobianOperator(LinearOperator):
     def _rmatvec(self, u):
         u = np.asarray(u, self.dtype).ravel()
         seeds = {}
-        for i, c in zip(self._out_index, self._split(u, self._out_shapes)):
+        for i, c in zip(self._out_index, split_flat(u, self._out_shapes)):
             if i is not None:
                 seeds[i] = c if i not in seeds else seeds[i] + c
         if not seeds:
@@ -163,7 +155,7 @@ def _rebuild(out, values):
     return unflatten(flatten(out)[1], values)
 
 
-def _summed(f):
+def sum_of_outputs(f):
     """A scalar function whose recording holds every op of ``f``."""
     def summed(x, *args):
         return sum(np.sum(leaf) for leaf in flatten(f(x, *args))[0])

@@ -106,3 +106,20 @@ def flat_vector(tree, size=None):
     """
     flat = np.asarray(ravel_pytree(tree)[0], np.float64)
     return flat if size is None else flat.reshape(size)
+
+
+def split_flat(vector, shapes, batch=()):
+    """``vector``'s last axis cut into consecutive pieces of ``shapes``, each
+    reshaped (after the leading ``batch`` axes): a flat vector back to leaves.
+
+    Examples
+    --------
+    >>> [a.shape for a in split_flat(np.arange(7.0), [(2, 2), (3,)])]
+    [(2, 2), (3,)]
+    """
+    leaves, start = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        leaves.append(vector[..., start:start + size].reshape(tuple(batch) + tuple(shape)))
+        start += size
+    return leaves
