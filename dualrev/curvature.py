@@ -42,10 +42,15 @@ TRACE_METHODS = ("hutch++", "hutchinson")
 _CHUNK_ENTRIES = 2 ** 22
 
 
+def _chunk(n, k):
+    """Columns of ``n`` entries in one batched replay, of ``k`` wanted."""
+    return max(1, min(k, _CHUNK_ENTRIES // max(n, 1)))
+
+
 def _chunked_products(H, V):
     """``H @ V`` by batched replays of at most ``_CHUNK_ENTRIES`` tangent entries."""
     n, k = V.shape
-    chunk = max(1, min(k, _CHUNK_ENTRIES // max(n, 1)))
+    chunk = _chunk(n, k)
     return np.concatenate([H.matmat(V[:, s:s + chunk]) for s in range(0, k, chunk)]
                           or [np.zeros((n, 0))], axis=1)
 
@@ -104,7 +109,7 @@ def hessian_diagonal(f, x, n_probes=100, method="hutchinson", *, args=(), seed=N
     n = H.shape[0]
     if method == "exact":
         diagonal = np.empty(n)
-        chunk = max(1, min(n, _CHUNK_ENTRIES // max(n, 1)))
+        chunk = _chunk(n, n)
         for s in range(0, n, chunk):
             block = np.eye(n, min(chunk, n - s), -s)
             diagonal[s:s + block.shape[1]] = np.diagonal(H.matmat(block)[s:s + block.shape[1]])
