@@ -57,9 +57,7 @@ import time
 
 import numpy as np
 
-from .comparison import crossover
-
-__all__ = ["main", "plot_crossover", "crossover"]
+__all__ = ["main", "plot_crossover"]
 
 
 class CommandError(Exception):
@@ -388,15 +386,13 @@ def _plot_panel(ax, grid, found):
 
 def _plot_model_panel(ax, grid, found):
     """The cost model at one ``m``: passes and flops (machine independent)."""
-    from .costmodel import jacobian_costs
     ns, m = [r.n for r in grid], found.m
-    model = [jacobian_costs(r.cost, r.n, m) for r in grid]
     ax.loglog(ns, [r.mode("fwd").flops for r in grid], "o-",
               label="forward flops (n directions)")
     ax.loglog(ns, [r.mode("rev").flops for r in grid], "s-", label=f"reverse flops ({m} sweeps)")
-    ax.loglog(ns, [c["fwd"] for c in model], "o--", color="C0", alpha=0.5,
+    ax.loglog(ns, [r.mode("fwd").cost for r in grid], "o--", color="C0", alpha=0.5,
               label="forward + per-call cost")
-    ax.loglog(ns, [c["rev"] for c in model], "s--", color="C1", alpha=0.5,
+    ax.loglog(ns, [r.mode("rev").cost for r in grid], "s--", color="C1", alpha=0.5,
               label="reverse + per-call cost")
     _mark_crossovers(ax, found, measured=False)
     if found.flops:

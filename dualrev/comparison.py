@@ -637,10 +637,10 @@ def crossovers(reports, tolerance=CROSSOVER_TOLERANCE):
         ns = [r.n for r in grid]
         fwd = [r.mode("fwd").seconds for r in grid]
         rev = [r.mode("rev").seconds for r in grid]
-        model = [jacobian_costs(r.cost, r.n, m) for r in grid]
         found[m] = Crossover(
             grid[0].name, m, ns, crossover(ns, fwd, rev, tolerance),
-            crossover(ns, [c["fwd"] for c in model], [c["rev"] for c in model], 0.0),
+            crossover(ns, [r.mode("fwd").cost for r in grid],
+                      [r.mode("rev").cost for r in grid], 0.0),
             crossover(ns, [r.mode("fwd").flops for r in grid],
                       [r.mode("rev").flops for r in grid], 0.0),
             _faster(fwd[0], rev[0], tolerance), _faster(fwd[-1], rev[-1], tolerance))
