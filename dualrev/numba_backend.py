@@ -36,7 +36,7 @@ import numpy as np
 
 from .codegen import Generator
 from .registry import OPS
-from .staging import Const, Equation, Var
+from .staging import Const, Equation, Var, aval_of
 
 __all__ = ["generate_numba", "require_numba", "NumbaUnsupported", "JIT_EXTRA"]
 
@@ -83,10 +83,7 @@ def _dtype(aval):
 
 
 def _aval(ref):
-    if isinstance(ref, Var):
-        return ref.aval
-    v = ref.value
-    return (type(v), getattr(v, "shape", ()), getattr(v, "dtype", None))
+    return ref.aval if isinstance(ref, Var) else aval_of(ref.value)
 
 
 def _numeric(ref):

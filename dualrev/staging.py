@@ -34,6 +34,11 @@ class StagingError(TypeError):
     """A staged value was used where its value would be baked into a program."""
 
 
+def aval_of(value):
+    """``(type, shape, dtype)`` of ``value``: what passes and backends read of it."""
+    return (type(value), getattr(value, "shape", ()), getattr(value, "dtype", None))
+
+
 class Var:
     """A value computed when the program runs (an input or an equation's output).
 
@@ -46,7 +51,7 @@ class Var:
 
     def __init__(self, id, value, source):
         self.id = id
-        self.aval = (type(value), getattr(value, "shape", ()), getattr(value, "dtype", None))
+        self.aval = aval_of(value)
         self.source = source
 
     def __repr__(self):
