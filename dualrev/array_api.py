@@ -7,8 +7,9 @@ first imported. For a traced value that namespace is this module: the array
 API standard (2024.12) written with NumPy calls, which NumPy hands to the
 registry for traced values and computes as usual for plain ones, so the same
 function serves both. Names of the standard that dualrev does not provide are
-listed, with the reason, in ``UNSUPPORTED`` (and on the "SciPy's own
-functions" docs page).
+listed, with the reason, in ``UNSUPPORTED`` (``UNSUPPORTED_LINALG`` and
+``UNSUPPORTED_FFT`` for the ``linalg`` and ``fft`` extensions; and on the
+"SciPy's own functions" docs page).
 """
 
 import numpy as np
@@ -29,12 +30,12 @@ complex64, complex128 = np.complex64, np.complex128
 # Each dispatches traced values to the registry (__array_ufunc__ /
 # __array_function__) and computes plain values as NumPy does.
 _SAME_AS_NUMPY = """
-abs acos acosh add asin asinh atan atan2 atanh ceil clip copysign cos cosh divide
-equal exp expm1 floor floor_divide greater greater_equal hypot isfinite isinf isnan
+abs acos acosh add asin asinh atan atan2 atanh ceil clip conj copysign cos cosh
+divide equal exp expm1 floor floor_divide greater greater_equal hypot isfinite isinf isnan
 less less_equal log log10 log1p log2 logaddexp logical_and logical_not logical_or
 logical_xor maximum minimum multiply negative not_equal positive pow reciprocal
-remainder round sign signbit sin sinh sqrt square subtract tan tanh trunc
-argmax argmin argsort count_nonzero nonzero searchsorted where
+real imag remainder round sign signbit sin sinh sqrt square subtract tan tanh
+trunc argmax argmin argsort count_nonzero nonzero searchsorted where
 broadcast_shapes finfo iinfo isdtype
 arange empty eye full linspace ones zeros empty_like full_like ones_like zeros_like
 broadcast_to concat expand_dims flip moveaxis permute_dims repeat roll
@@ -50,9 +51,7 @@ UNSUPPORTED = {
                      "isin", "nextafter"],
                     "no differentiation rule in the registry; call it on "
                     "dualrev.stop_gradient(x) when no derivative is wanted"),
-    **dict.fromkeys(["conj", "real", "imag"], "dualrev differentiates real values only"),
     **dict.fromkeys(["from_dlpack", "meshgrid"], "not implemented yet"),
-    "fft": "no FFT ops in the registry",
 }
 
 
@@ -267,6 +266,15 @@ class _Linalg:
     matmul = staticmethod(np.matmul)
     matrix_transpose = staticmethod(matrix_transpose)
     outer = staticmethod(np.outer)
+    cross = staticmethod(lambda x1, x2, /, *, axis=-1: np.cross(x1, x2, axis=axis))
+    eig = staticmethod(np.linalg.eig)
+    eigvals = staticmethod(np.linalg.eigvals)
+    matrix_power = staticmethod(lambda x, n, /: np.linalg.matrix_power(x, n))
+    pinv = staticmethod(lambda x, /, *, rtol=None: np.linalg.pinv(x, rtol=rtol))
+    qr = staticmethod(lambda x, /, *, mode="reduced": np.linalg.qr(x, mode=mode))
+    svd = staticmethod(lambda x, /, *, full_matrices=True: np.linalg.svd(
+        x, full_matrices=full_matrices))
+    svdvals = staticmethod(np.linalg.svdvals)
     slogdet = staticmethod(np.linalg.slogdet)
     solve = staticmethod(np.linalg.solve)
     tensordot = staticmethod(np.tensordot)
@@ -288,9 +296,33 @@ class _Linalg:
 
 linalg = _Linalg()
 
-UNSUPPORTED_LINALG = dict.fromkeys(
-    ["cross", "eig", "eigvals", "matrix_power", "matrix_rank", "pinv", "qr", "svd",
-     "svdvals"], "no differentiation rule in the registry yet")
+UNSUPPORTED_LINALG = {"matrix_rank": "no differentiation rule in the registry yet"}
+
+
+# ---- Fourier transforms ------------------------------------------------------------
+class _FFT:
+    """The standard's ``fft`` extension (``xp.fft``): the one-dimensional
+    transforms, on real inputs and complex intermediates (see
+    :mod:`dualrev.ops.fft`)."""
+
+    fft = staticmethod(lambda x, /, *, n=None, axis=-1, norm="backward": np.fft.fft(
+        x, n=n, axis=axis, norm=norm))
+    ifft = staticmethod(lambda x, /, *, n=None, axis=-1, norm="backward": np.fft.ifft(
+        x, n=n, axis=axis, norm=norm))
+    rfft = staticmethod(lambda x, /, *, n=None, axis=-1, norm="backward": np.fft.rfft(
+        x, n=n, axis=axis, norm=norm))
+    irfft = staticmethod(lambda x, /, *, n=None, axis=-1, norm="backward": np.fft.irfft(
+        x, n=n, axis=axis, norm=norm))
+
+
+fft = _FFT()
+
+UNSUPPORTED_FFT = {
+    **dict.fromkeys(["fftn", "ifftn", "rfftn", "irfftn", "hfft", "ihfft"],
+                    "no differentiation rule in the registry yet"),
+    **dict.fromkeys(["fftfreq", "rfftfreq", "fftshift", "ifftshift"],
+                    "not implemented yet"),
+}
 
 
 def assign(x, index, value):

@@ -2,7 +2,9 @@
 
 ``dualrev compare`` differentiates a catalogue of functions (or yours) in
 forward and reverse mode, predicts the cheaper mode from the recorded tape,
-measures both, and prints one table::
+measures both, and prints up to three tables (the Jacobian; for scalar
+functions the gradient eager and compiled; the Hessian-vector product,
+unless ``--no-hvp``)::
 
     dualrev compare                      # the built-in catalogue (seconds)
     dualrev compare --quick              # smaller sizes, shorter timings
@@ -14,13 +16,28 @@ measures both, and prints one table::
 or ``path/to/file.py:name``; ``f`` is called on a seeded standard normal
 array of ``--shape`` (comma-separated, e.g. ``10,3``; ``""`` for a scalar).
 
-Columns: ``fwd passes`` is the number of forward directions (``n``, pushed
-together in batched passes), ``rev passes`` the number of reverse sweeps
-(``m``, after one recording), ``ops`` and ``flops`` are read off the tape of
-``f`` (see :mod:`dualrev.costmodel` for the model), times are medians as
-ratios to one plain evaluation of ``f``, memory is the peak allocated during
-one run, and ``*`` marks a measured winner that differs from the predicted
-one.
+The Jacobian table: ``fwd passes`` is the number of forward directions
+(``n``, pushed together in batched passes), ``rev passes`` the number of
+reverse sweeps (``m``, after one recording), ``ops`` and ``flops`` are read
+off the tape of ``f`` (see :mod:`dualrev.costmodel` for the model), times
+are medians as ratios to one plain evaluation of ``f``, memory is the peak
+allocated during one run, ``predicted`` and ``measured`` name the cheaper
+mode by the cost model and by the stopwatch, and ``*`` marks a measured
+winner that differs from the predicted one. ``compiled`` is the predicted
+mode staged by :func:`dualrev.compile`, the time of one replay over one
+evaluation of ``f``; ``staging`` the time of its first call (staging,
+once) over one evaluation of ``f``.
+
+The gradient table (scalar functions only): ``grad(f)`` as times over one
+evaluation of ``f``, ``eager``, ``compiled`` (generated NumPy) and
+``compiled-numba`` (with numba installed; ``(fallback)`` when it ran on the
+default backend), then ``staging s``, the longest staging in seconds, and
+``numba compile s``, numba's compile time in seconds.
+
+The HVP table (scalar functions only): the time over one evaluation of
+``f`` of each HVP mode (``fwd-rev, rev-rev, rev-fwd, fd``), the cheaper
+exact mode ``predicted`` and ``measured``, and ``compiled`` and
+``staging`` as in the Jacobian table, for the predicted HVP mode.
 
 JSON fields (``--json``)
 ------------------------
@@ -31,14 +48,21 @@ constant), ``total_seconds``, and ``functions``: one object per function with
     as in the table (``predicted``/``measured`` are ``"fwd"`` or ``"rev"``);
 ``jacobian``
     two objects, ``mode`` ``"fwd"`` and ``"rev"``, each with ``passes,
-    flops, cost, seconds, time_ratio, peak_bytes, max_abs_diff``;
+    flops, cost, seconds, time_ratio, peak_bytes, max_abs_diff,
+    compiled_ratio, staging_ratio`` (the last two are the table's
+    ``compiled`` and ``staging``, measured for the predicted mode only,
+    ``null`` for the other);
 ``hvp``
     the same objects for the HVP modes (``fwd-rev, rev-rev, rev-fwd, fd``)
-    of scalar functions, else ``[]``; ``hvp_predicted``, ``hvp_measured``;
+    of scalar functions, else ``[]`` (``compiled_ratio`` and
+    ``staging_ratio`` measured for ``hvp_predicted`` only);
+    ``hvp_predicted``, ``hvp_measured``;
 ``compiled``
     for scalar functions, the gradient ``eager``, ``compiled`` and
     ``compiled-numba`` (with numba installed), each with ``seconds,
-    time_ratio, staging_seconds, compile_seconds, max_abs_diff, note``;
+    time_ratio, staging_seconds, compile_seconds, max_abs_diff, note``
+    (``note`` is ``"fallback"`` when compiled-numba ran on the default
+    backend, or the error when the gradient could not be staged);
 ``cost``
     ``ops, flops, deriv_flops, rule_calls, by_op`` of the tape of ``f``.
 

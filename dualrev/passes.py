@@ -264,8 +264,8 @@ def fold_negations(program):
 
 
 def optimize(program):
-    """Identities, negations, constant folding and common subexpressions in
-    one sweep, then dead code."""
+    """Uniform constants, identities, negations, constant folding and common
+    subexpressions in one sweep, then dead code."""
     program = rewrite(program, [uniform_constant, identity, negation, constant,
                                 common_subexpression()])
     return eliminate_dead_code(program)

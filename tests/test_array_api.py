@@ -96,7 +96,7 @@ def _standard_names(module, defined_in="array_api_strict"):
 def _documented_unsupported():
     text = DOCS_PAGE.read_text()
     section = text.split("Not supported")[1]
-    return set(re.findall(r"``(?:linalg\.)?(\w+)``", section))
+    return set(re.findall(r"``(?:linalg\.|fft\.)?(\w+)``", section))
 
 
 def test_standard_names_are_known():
@@ -105,19 +105,23 @@ def test_standard_names_are_known():
 
 @pytest.mark.parametrize("module, defined_in, ours",
                          [(strict, "array_api_strict", xp),
-                          (strict.linalg, "array_api_strict._linalg", xp.linalg)],
-                         ids=["main", "linalg"])
+                          (strict.linalg, "array_api_strict._linalg", xp.linalg),
+                          (strict.fft, "array_api_strict._fft", xp.fft)],
+                         ids=["main", "linalg", "fft"])
 def test_namespace_has_every_standard_name_or_documents_it(module, defined_in, ours):
     missing = {n for n in _standard_names(module, defined_in) if not hasattr(ours, n)}
     assert missing <= _documented_unsupported(), sorted(missing - _documented_unsupported())
 
 
-def test_fft_is_documented_unsupported():
-    assert not hasattr(xp, "fft") and "fft" in _documented_unsupported()
+def test_fft_has_the_one_dimensional_transforms():
+    transforms = {"fft", "ifft", "rfft", "irfft"}
+    assert all(callable(getattr(xp.fft, n, None)) for n in transforms)
+    assert not transforms & _documented_unsupported()
 
 
 def test_documented_unsupported_matches_the_module():
-    assert set(xp.UNSUPPORTED) | set(xp.UNSUPPORTED_LINALG) == _documented_unsupported()
+    assert set(xp.UNSUPPORTED) | set(xp.UNSUPPORTED_LINALG) | set(xp.UNSUPPORTED_FFT) \
+        == _documented_unsupported()
 
 
 # ---- values match array-api-strict; derivatives pass the checks --------------
@@ -125,6 +129,8 @@ rng = np.random.default_rng(1)
 M = rng.normal(size=(3, 4))
 SQUARE = rng.normal(size=(3, 3))
 SPD = SQUARE @ SQUARE.T + 3 * np.eye(3)
+REAL_SPECTRUM = np.diag([1.0, 2.5, 4.0]) + 0.1 * SQUARE  # not symmetric, distinct eigenvalues
+TALL = rng.normal(size=(4, 3))
 UNIT = rng.uniform(-0.9, 0.9, (3, 4))
 ABOVE_ONE = rng.uniform(1.1, 3.0, (3, 4))
 POS = rng.uniform(0.2, 2.0, (3, 4))
@@ -179,6 +185,9 @@ CASES = {
     "tril": ((M,), {"k": 1}, True),
     "triu": ((M,), {"k": -1}, True),
     "broadcast_arrays": ((M[:1], POS), {}, False),
+    "conj": ((M,), {}, True),
+    "real": ((M,), {}, True),
+    "imag": ((M + 2j * POS,), {}, False),  # the standard's imag takes complex values only
 }
 LINALG_CASES = {
     "cholesky": ((SPD,), {}, "symmetric"),
@@ -191,6 +200,14 @@ LINALG_CASES = {
     "outer": ((M[0], POS[1]), {}, True),
     "vector_norm": ((M,), {"axis": 1}, True),
     "matrix_norm": ((SQUARE,), {}, True),
+    "cross": ((M[:, :3], POS[:, 1:]), {"axis": -1}, True),
+    "eig": ((REAL_SPECTRUM,), {}, True),
+    "eigvals": ((REAL_SPECTRUM,), {}, True),
+    "matrix_power": ((SQUARE, 3), {}, True),
+    "pinv": ((TALL,), {}, True),
+    "qr": ((TALL,), {}, True),
+    "svd": ((TALL,), {"full_matrices": False}, True),
+    "svdvals": ((TALL,), {}, True),
 }
 
 
@@ -209,8 +226,10 @@ def _as_numpy(out):
 def _check(ours, theirs, args, kwargs, differentiable):
     strict_kwargs = {k: _to_strict(v) for k, v in kwargs.items()}
     expected = _as_numpy(theirs(*[_to_strict(a) for a in args], **strict_kwargs))
-    np.testing.assert_allclose(_as_numpy(ours(*args, **kwargs)), expected,
-                               rtol=1e-12, atol=1e-12)
+    got = _as_numpy(ours(*args, **kwargs))
+    pairs = zip(got, expected, strict=True) if isinstance(expected, list) else [(got, expected)]
+    for value, strict_value in pairs:  # results of several arrays (svd) compared one by one
+        np.testing.assert_allclose(value, strict_value, rtol=1e-12, atol=1e-12)
     if differentiable is False:
         return
     k = differentiable if type(differentiable) is int else 0
@@ -274,3 +293,52 @@ def test_namespace_of_a_traced_value():
     seen = []
     dualrev.grad(lambda x: seen.append(x.__array_namespace__()) or x.sum())(np.ones(2))
     assert seen == [xp]
+
+
+# ---- linalg and fft: the namespace differentiates as NumPy's functions do ----
+def _real_loss(out):
+    """A real scalar of every array in ``out`` (complex ones included)."""
+    parts = out if isinstance(out, tuple) else (out,)
+    return sum(np.sum(np.real(p) ** 2) + 0.5 * np.sum(np.imag(p) ** 2) for p in parts)
+
+
+# name -> (the namespace's call, NumPy's call, the point)
+NUMPY_EQUIVALENTS = {
+    "linalg.cross": (lambda a: xp.linalg.cross(a, POS[:, 1:]),
+                     lambda a: np.cross(a, POS[:, 1:]), M[:, :3]),
+    "linalg.eig": (xp.linalg.eig, np.linalg.eig, REAL_SPECTRUM),
+    "linalg.eigvals": (xp.linalg.eigvals, np.linalg.eigvals, REAL_SPECTRUM),
+    "linalg.matrix_power": (lambda a: xp.linalg.matrix_power(a, -2),
+                            lambda a: np.linalg.matrix_power(a, -2), SQUARE),
+    "linalg.pinv": (lambda a: xp.linalg.pinv(a, rtol=1e-3),
+                    lambda a: np.linalg.pinv(a, rtol=1e-3), TALL),
+    "linalg.qr": (lambda a: xp.linalg.qr(a, mode="complete"),
+                  lambda a: np.linalg.qr(a, mode="complete"), SQUARE),
+    "linalg.svd": (lambda a: xp.linalg.svd(a, full_matrices=False),
+                   lambda a: np.linalg.svd(a, full_matrices=False), TALL),
+    "linalg.svdvals": (xp.linalg.svdvals, np.linalg.svdvals, TALL),
+    "fft.fft": (lambda a: xp.fft.fft(a, n=6, axis=0, norm="ortho"),
+                lambda a: np.fft.fft(a, n=6, axis=0, norm="ortho"), M),
+    "fft.ifft": (lambda a: xp.fft.ifft(a, axis=1, norm="forward"),
+                 lambda a: np.fft.ifft(a, axis=1, norm="forward"), M),
+    "fft.rfft": (lambda a: xp.fft.rfft(a, n=5), lambda a: np.fft.rfft(a, n=5), M),
+    "fft.irfft": (lambda a: xp.fft.irfft(xp.fft.rfft(a), n=4, axis=-1),
+                  lambda a: np.fft.irfft(np.fft.rfft(a), n=4, axis=-1), M),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NUMPY_EQUIVALENTS))
+def test_linalg_and_fft_differentiate_as_numpy(name):
+    ours, numpys, x = NUMPY_EQUIVALENTS[name]
+    expected = dualrev.grad(lambda a: _real_loss(numpys(a)))(x)
+    assert np.any(expected != 0)
+    np.testing.assert_allclose(dualrev.grad(lambda a: _real_loss(ours(a)))(x), expected,
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dualrev.jacfwd(lambda a: _real_loss(ours(a)))(x), expected,
+                               rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in NUMPY_EQUIVALENTS if n.startswith("fft.")))
+def test_fft_transforms_pass_the_derivative_checks(name):
+    ours, _, x = NUMPY_EQUIVALENTS[name]
+    check_grads(lambda a: _real_loss(ours(a)), (x,))
