@@ -61,6 +61,14 @@ def make_node(value, tape, index):
     return (ArrayNode if getattr(value, "shape", ()) else Node)(value, tape, index)
 
 
+def _keeps_kind(out, x):
+    """Is ``out`` real wherever ``x`` is? Else ``x + c`` is no identity for the
+    sweep: a complex ``c`` makes the output complex, and ``x``'s cotangent is
+    the real part of the output's (docs/conventions), which a record takes."""
+    cls = out.__class__
+    return cls is np.float64 or cls is float or not _is_complex(out) or _is_complex(x)
+
+
 def _is_complex(value):
     """Whether a plain, traced or dropped value is complex (Python complex too)."""
     cls = value.__class__
@@ -169,7 +177,7 @@ class Tape:
         node.value, node._trace = out, self
         pos, index = parents[0]
         if len(parents) == 1 and pos in op.identity and not self.keep_all \
-                and shape == getattr(vals[pos], "shape", ()):
+                and shape == getattr(vals[pos], "shape", ()) and _keeps_kind(out, vals[pos]):
             node.index = index  # out = x + c: every cotangent of out is x's
             return node
         node.index = len(records)
@@ -195,7 +203,8 @@ class Tape:
         shape = getattr(out, "shape", ())
         node = _new(ArrayNode if shape else Node)
         node.value, node._trace = out, self
-        if k in op.identity and not self.keep_all and shape == getattr(v, "shape", ()):
+        if k in op.identity and not self.keep_all and shape == getattr(v, "shape", ()) \
+                and _keeps_kind(out, v):
             node.index = x.index  # out = x + c: every cotangent of out is x's
             return node
         records = self.records

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import dualrev
+from dualrev.testing import check_grads
 
 
 def test_a_real_value_mixed_with_a_complex_one_gets_a_real_gradient():
@@ -14,6 +15,26 @@ def test_a_real_value_mixed_with_a_complex_one_gets_a_real_gradient():
     assert gx.dtype.kind == "f" and gy.dtype.kind == "f"
     np.testing.assert_allclose(gx, np.cos(y), rtol=1e-12)
     np.testing.assert_allclose(gy, -x * np.sin(y), rtol=1e-12)
+
+
+def test_a_complex_constant_added_to_a_real_value_is_no_identity():
+    # x + K with K complex: x's cotangent is the real part of the sum's, also
+    # when the cotangents of a complex value are accumulated in a second sweep
+    K, c = np.array([-1j, 2.0 - 1j]), 1.0 + 1.0j
+    t = np.array([0.3, 1.1])
+    g = dualrev.grad(lambda t: np.sum(np.real((K + t) * c)))(t)
+    assert g.dtype.kind == "f"
+    np.testing.assert_allclose(g, [1.0, 1.0], rtol=1e-15)
+
+    def f(a):  # real(z)**2 + imag(z) with z = c a: f = a**2 + a, H = 2 I
+        z = c * a
+        return np.sum(np.real(z) ** 2) + np.sum(np.imag(z))
+    for transform in (dualrev.jacrev, dualrev.jacfwd):
+        np.testing.assert_allclose(transform(dualrev.grad(f))(t), 2.0 * np.eye(2),
+                                   rtol=1e-15)
+    check_grads(
+        lambda a: (lambda z: np.sum(np.real(z) ** 2) + np.sum(np.imag(z)))(np.exp(1j * a)),
+        (t,), order=2)
 
 
 def test_python_complex_scalars_get_real_gradients_too():
