@@ -5,8 +5,11 @@ SciPy method on a seeded L2 logistic regression. ``NewtonCGLogistic`` solves
 the 5,000 x 200 problem by Newton-CG three ways: dualrev
 (:func:`dualrev.optimize.minimize`), hand-written NumPy derivatives (the
 floor), and HIPS/autograd when it is installed.
-``python -m benchmarks.bench_optimize`` (from ``benchmarks/``) times the
-three in one run and prints the ratios.
+``NewtonCGRosen`` solves ``scipy.optimize.rosen`` at n = 10^4 by Newton-CG
+through the array API namespace (``SCIPY_ARRAY_API=1``) against SciPy's own
+``rosen_der``/``rosen_hess_prod``. ``python -m benchmarks.bench_optimize``
+(from ``benchmarks/``) times the solvers of each in one run and prints the
+ratios.
 """
 
 import os
