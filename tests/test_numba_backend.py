@@ -139,7 +139,7 @@ def test_rosenbrock_gradient_is_one_kernel_without_copies():
     (kernel,) = program.kernels
     assert "for i0 in range(1, 19):" in kernel  # x[1:] and x[:-1] as offsets, peeled
     assert "if " not in kernel
-    assert program.compile_seconds > 0
+    assert isinstance(program.compile_seconds, float) and program.compile_seconds >= 0.0
 
 
 def test_guards_end_runs_and_are_checked():
