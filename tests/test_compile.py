@@ -16,6 +16,7 @@ import pytest
 import dualrev
 from dualrev import passes
 from dualrev.compiled import VerificationError
+from dualrev.examples import rosen
 from dualrev.staging import Const, Equation, Program, StagingError, StagingTrace
 from dualrev.tree import flatten
 from dualrev.testing.op_specs import SPECS
@@ -383,9 +384,6 @@ def test_uniform_constant_arrays_become_scalars():
 # ---- where compiling pays: operators and optimizers -----------------------------------
 
 def test_split_programs_run_the_fixed_part_once():
-    def rosen(x):
-        return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
-
     hvp = dualrev.compile(lambda x, v: dualrev.hvp(rosen, x, v), varying_argnums=1)
     x = np.linspace(-1, 1, 6)
     H = hvp.fix(x)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import dualrev
+from dualrev.examples import rosen
 from dualrev.registry import OPS, Op
 
 pytest.importorskip("numba", reason="the numba backend needs the extra dualrev[jit]")
@@ -83,10 +84,6 @@ def test_interpreted_scalar_runs_equal_numpy(name, monkeypatch):
         assert type(got) is type(want)
         _assert_close(got, want, rtol=1e-14)
     assert compiled.programs[0].kernels == []  # instructions, not a kernel
-
-
-def rosen(x):
-    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
 
 
 def logistic(w, X, y):
