@@ -16,6 +16,7 @@ import pytest
 import dualrev
 from dualrev import passes
 from dualrev.compiled import VerificationError
+from dualrev.examples import rosen
 from dualrev.staging import Const, Equation, Program, StagingError, StagingTrace
 from dualrev.tree import flatten
 from dualrev.testing.op_specs import SPECS
@@ -50,22 +51,43 @@ def _float_args(args):
 
 # ---- every op, by its specs ------------------------------------------------------
 
-@pytest.mark.parametrize("spec, shapes", DIFFERENTIABLE)
-def test_compiled_derivatives_equal_eager_bit_for_bit(spec, shapes):
+def _transform(name, spec, n_args):
     loss = _scalar_loss(spec)
-    n = len(shapes)
-    argnums = tuple(range(n))
-    transforms = {
-        "grad": dualrev.grad(loss, argnums=argnums),
-        "jvp": lambda *args: dualrev.jvp(spec.fn, args, tuple(np.ones_like(a) for a in args)),
-        "hvp": lambda x, *rest: dualrev.hvp(lambda x: loss(x, *rest), x, np.ones_like(x)),
-    }
-    for name, fn in transforms.items():
-        compiled = dualrev.compile(fn)
-        for salt in ("", "second point"):
-            args = _float_args(draw(spec, shapes, salt))
-            assert_identical(compiled(*args), fn(*args))
-        assert len(compiled.programs) >= 1, name
+    if name == "grad":
+        return dualrev.grad(loss, argnums=tuple(range(n_args)))
+    if name == "jvp":
+        return lambda *args: dualrev.jvp(spec.fn, args, tuple(np.ones_like(a) for a in args))
+    return lambda x, *rest: dualrev.hvp(lambda x: loss(x, *rest), x, np.ones_like(x))
+
+
+# passes.uniform_constant turns ``ones * inv(a).mT`` (a C-ordered product) into
+# ``1.0 * inv(a).mT``, whose result keeps the transposed layout; the ``sum`` over
+# the last two axes that follows then adds in another order and the replay
+# differs from eager in the last bit.
+_LAYOUT_CHANGES_SUM_ORDER = pytest.mark.xfail(
+    strict=True, raises=AssertionError,
+    reason="uniform_constant changes a product's memory layout and so a later sum's order")
+
+
+def _cases():
+    for param in DIFFERENTIABLE:
+        spec, shapes = param.values
+        for name in ("grad", "jvp", "hvp"):
+            marks = [_LAYOUT_CHANGES_SUM_ORDER] if (spec.name, name) == ("det", "hvp") else []
+            yield pytest.param(spec, shapes, name, id=f"{param.id}-{name}", marks=marks)
+
+
+@pytest.mark.parametrize("spec, shapes, transform", list(_cases()))
+def test_compiled_derivatives_equal_eager_bit_for_bit(spec, shapes, transform):
+    fn = _transform(transform, spec, len(shapes))
+    compiled = dualrev.compile(fn)
+    first = _float_args(draw(spec, shapes))
+    expected = fn(*first)
+    assert_identical(compiled(*first), expected)   # stages: the staging run's values
+    assert_identical(compiled(*first), expected)   # replays the generated program
+    assert compiled.replays == 1 and len(compiled.programs) == 1
+    second = _float_args(draw(spec, shapes, "second point"))
+    assert_identical(compiled(*second), fn(*second))
 
 
 def test_staging_reaches_every_op_once_and_replays():
@@ -384,9 +406,6 @@ def test_uniform_constant_arrays_become_scalars():
 # ---- where compiling pays: operators and optimizers -----------------------------------
 
 def test_split_programs_run_the_fixed_part_once():
-    def rosen(x):
-        return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
-
     hvp = dualrev.compile(lambda x, v: dualrev.hvp(rosen, x, v), varying_argnums=1)
     x = np.linspace(-1, 1, 6)
     H = hvp.fix(x)

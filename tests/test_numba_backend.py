@@ -4,11 +4,13 @@ import subprocess
 import sys
 import textwrap
 import warnings
+import zlib
 
 import numpy as np
 import pytest
 
 import dualrev
+from dualrev.examples import rosen
 from dualrev.registry import OPS, Op
 
 pytest.importorskip("numba", reason="the numba backend needs the extra dualrev[jit]")
@@ -18,11 +20,6 @@ from dualrev import numba_backend  # noqa: E402
 STRUCTURAL = ("getitem", "untake", "index_add", "sum")
 LOOP_OPS = sorted(name for name, op in OPS.items()
                   if op.loop is not None and name not in STRUCTURAL)
-NARGS = {"where": 3}
-BINARY = {"add", "subtract", "multiply", "divide", "power", "remainder", "maximum",
-          "minimum", "fmax", "fmin", "arctan2", "hypot", "logaddexp", "logaddexp2",
-          "copysign", "greater", "greater_equal", "less", "less_equal", "equal",
-          "not_equal", "logical_and", "logical_or", "logical_xor", "floor_divide"}
 SHAPES = [((3, 4), (4,)), ((3, 1), (1, 4)), ((), ()), ((5,), ())]
 
 
@@ -32,7 +29,7 @@ def kernel_cache(tmp_path_factory, monkeypatch):
 
 
 def _arguments(name, shapes, salt):
-    rng = np.random.default_rng(abs(hash((name, salt))) % 2 ** 32)
+    rng = np.random.default_rng(zlib.crc32(f"{name}{shapes}{salt}".encode()))
     low, high = (1.1, 2.0) if name == "arccosh" else (0.1, 0.9)
     args = [rng.uniform(low, high, s) for s in shapes]
     if name == "where":
@@ -41,7 +38,10 @@ def _arguments(name, shapes, salt):
 
 
 def _arity(name):
-    return NARGS.get(name, 2 if name in BINARY else 1)
+    """One VJP rule per input; a comparison or rounding op has no rules but
+    is the NumPy ufunc of its name."""
+    op = OPS[name]
+    return len(op.vjps) if op.vjps is not None else getattr(np, name).nin
 
 
 def _assert_close(got, want, rtol):
@@ -84,10 +84,6 @@ def test_interpreted_scalar_runs_equal_numpy(name, monkeypatch):
         assert type(got) is type(want)
         _assert_close(got, want, rtol=1e-14)
     assert compiled.programs[0].kernels == []  # instructions, not a kernel
-
-
-def rosen(x):
-    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
 
 
 def logistic(w, X, y):
@@ -140,7 +136,7 @@ def test_rosenbrock_gradient_is_one_kernel_without_copies():
     (kernel,) = program.kernels
     assert "for i0 in range(1, 19):" in kernel  # x[1:] and x[:-1] as offsets, peeled
     assert "if " not in kernel
-    assert program.compile_seconds > 0
+    assert isinstance(program.compile_seconds, float) and program.compile_seconds >= 0.0
 
 
 def test_guards_end_runs_and_are_checked():

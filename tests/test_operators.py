@@ -194,10 +194,16 @@ def test_minimize_stops_on_a_nan_naming_the_iterate_and_op(method):
 
 
 def test_minimize_check_finite_false_lets_scipy_go_on():
+    def f(x):
+        return np.sum(np.log(x)) + np.sum(x ** 2)
+    x0, options = np.array([1.0, 0.5]), {"maxfun": 20}
     with np.errstate(all="ignore"):
-        res = minimize(lambda x: np.sum(np.log(x)) + np.sum(x ** 2), np.array([1.0, 0.5]),
-                       method="L-BFGS-B", check_finite=False)
+        res = minimize(f, x0, method="L-BFGS-B", check_finite=False, options=options)
+        plain = scipy.optimize.minimize(f, x0, jac=lambda x: 1.0 / x + 2.0 * x,
+                                        method="L-BFGS-B", options=options)
     assert np.isnan(res.fun)  # SciPy's own outcome, unchecked
+    assert np.isnan(plain.fun) and not res.success
+    assert (res.nfev, res.nit) == (plain.nfev, plain.nit) and res.nfev > options["maxfun"]
 
 
 def test_least_squares_stops_on_a_nan_residual():

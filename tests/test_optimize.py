@@ -1,7 +1,9 @@
 """dualrev.optimize: the SciPy adapter, its caching, and Hessian-free."""
 
 import importlib.util
+import itertools
 import pathlib
+import types
 
 import numpy as np
 import pytest
@@ -449,14 +451,19 @@ def test_hessian_free_separate_curvature_batch():
     assert res.fun == pytest.approx(float(MLP_LOSS(res.params, (X, Y))))
 
 
-def test_hessian_free_stops_on_ftol_and_time():
+def test_hessian_free_stops_on_ftol_and_time(monkeypatch):
     res = hessian_free(lambda w: np.sum((w - 1.0) ** 2) + 0.1 * np.sum(w ** 4), np.zeros(3),
                        maxiter=100, ftol=1e-3, gtol=0.0)
     assert res.success and "ftol" in res.message and res.nit < 100
+    # A clock that advances one second per reading: read at the start, then
+    # once per iteration, so iteration k ends at k + 1 seconds.
+    clock = types.SimpleNamespace(perf_counter=itertools.count(0.0).__next__)
+    monkeypatch.setattr("dualrev.hessian_free.time", clock)
     params, batch = mlp_problem()
-    res = hessian_free(MLP_LOSS, params, [batch], maxiter=1000, max_time=0.2, gtol=0.0)
-    assert "max_time" in res.message and res.nit < 1000
-    assert res.history[-1]["time"] >= 0.2 > res.history[-2]["time"]
+    res = hessian_free(MLP_LOSS, params, [batch], maxiter=1000, max_time=2.5, gtol=0.0)
+    assert res.success and "max_time" in res.message
+    assert res.nit == 3
+    assert [h["time"] for h in res.history] == [1.0, 2.0, 3.0]
 
 
 def test_gauss_newton_with_l2_penalty_reaches_the_penalised_minimum():
