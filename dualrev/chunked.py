@@ -267,6 +267,7 @@ def _var_like(var, shape):
     new = object.__new__(Var)
     new.id, new.source = var.id, var.source
     new.aval = (np.ndarray, shape, var.aval[2])
+    new.c_order = var.c_order
     return new
 
 

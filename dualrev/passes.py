@@ -135,11 +135,14 @@ def uniform_constant(eqn, made):
     (a seed broadcast by ``sum``'s rule, ``2 * ones``) becomes a NumPy scalar
     of its dtype, when the other inputs alone give the output's shape: the
     same values (NumPy scalars promote as arrays do), one pass less over
-    memory, and the scalar rules (:func:`negation`) apply."""
+    memory, and the scalar rules (:func:`negation`) apply. Only where the
+    other inputs are in C order: with a scalar, the result would take the
+    layout of a transposed input, and a later sum would add in another order."""
     impl = eqn.op.impl
     elementwise = impl in _NEGATABLE if not isinstance(impl, np.ufunc) \
         else impl.signature is None  # not a generalized ufunc (matmul)
-    if eqn.params or not elementwise:
+    if eqn.params or not elementwise or \
+            not all(r.c_order for r in eqn.ins if isinstance(r, Var)):
         return None
     ins = list(eqn.ins)
     changed = False

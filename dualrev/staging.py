@@ -43,15 +43,17 @@ class Var:
     """A value computed when the program runs (an input or an equation's output).
 
     ``aval`` is the ``(type, shape, dtype)`` it had at staging (passes and
-    backends read it, never the staged value); ``source`` is the name of the
-    op that made it (None for an input).
+    backends read it, never the staged value); ``c_order`` whether its memory
+    was in C order (the order NumPy gives a result made of it); ``source`` is
+    the name of the op that made it (None for an input).
     """
 
-    __slots__ = ("id", "aval", "source")
+    __slots__ = ("id", "aval", "c_order", "source")
 
     def __init__(self, id, value, source):
         self.id = id
         self.aval = aval_of(value)
+        self.c_order = getattr(getattr(value, "flags", None), "c_contiguous", True)
         self.source = source
 
     def __repr__(self):
