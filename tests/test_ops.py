@@ -210,3 +210,18 @@ def test_unsupported_variants_raise_not_implemented(name, jac):
     f, x, message = UNSUPPORTED[name]
     with pytest.raises(NotImplementedError, match=message):
         jac(f)(x)
+
+
+# ---- under dualrev.compile -----------------------------------------------------------
+
+def test_compiled_gradient_of_an_indexed_float32_input_stays_float32():
+    def f(x):
+        return np.sum(x[1:] * x[:2]) + np.sum(x[np.array([0, 0, 2])] ** 2)
+
+    x = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    eager = dualrev.grad(f)(x)
+    compiled = dualrev.compile(dualrev.grad(f))
+    for _ in range(2):  # staged, then replayed
+        g = compiled(x)
+        assert g.dtype == np.float32
+        np.testing.assert_array_equal(g, eager)

@@ -291,10 +291,15 @@ def _index_add_into(buffer, base, g, *, index):
     return buffer
 
 
+def _floating(dtype):
+    """``dtype`` if floating or complex (float32 stays float32), else float64."""
+    return dtype if dtype.kind in "fc" else np.dtype(np.float64)
+
+
 def _index_add_impl(base, g, *, index):
     if is_lazy(base) or is_lazy(g):
         return base + lazy_untake(g, index, shape_of(base), is_basic_index(index), _scatter)
-    buffer = np.array(base, dtype=np.result_type(base, g, np.float64))
+    buffer = np.array(base, dtype=_floating(np.result_type(base, g)))
     return _index_add_into(buffer, buffer, g, index=index)
 
 
@@ -339,8 +344,7 @@ def _scatter(z, index, g):
 def _untake_impl(g, *, index, shape):
     if is_lazy(g):
         return lazy_untake(g, index, shape, is_basic_index(index), _scatter)
-    dtype = np.result_type(g)  # a float32 cotangent stays float32
-    return _scatter(np.zeros(shape, dtype if dtype.kind in "fc" else np.float64), index, g)
+    return _scatter(np.zeros(shape, _floating(np.result_type(g))), index, g)
 
 
 def _untake_into(buffer, g, *, index, shape):
