@@ -225,3 +225,20 @@ def test_compiled_gradient_of_an_indexed_float32_input_stays_float32():
         g = compiled(x)
         assert g.dtype == np.float32
         np.testing.assert_array_equal(g, eager)
+
+
+def _cubed_left_singular_vectors(a):
+    return np.sum(np.linalg.svd(a)[0] ** 3)
+
+
+def test_singular_vector_rules_read_no_values_so_one_program_serves_every_input():
+    eager = dualrev.grad(_cubed_left_singular_vectors)
+    compiled = dualrev.compile(eager)
+    rng = np.random.default_rng(0)
+    for a in [rng.standard_normal((3, 3)) for _ in range(3)] + [np.eye(3)]:
+        np.testing.assert_array_equal(compiled(a), eager(a))
+    assert len(compiled.programs) == 1
+    # Three equal singular values: every pair's coefficient is 0, so nothing
+    # reaches the vectors' gradient, eagerly and compiled alike.
+    np.testing.assert_array_equal(compiled(np.eye(3)), np.zeros((3, 3)))
+    check_grads(_cubed_left_singular_vectors, (rng.standard_normal((3, 3)),), order=2)

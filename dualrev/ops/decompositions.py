@@ -21,7 +21,7 @@ import numpy as np
 from ..registry import cubic_flops, defop, primal_value, register_numpy, shape_of
 from .linalg import mT, np_matmul
 from . import numpy_linalg
-from .numpy_linalg import solve
+from .numpy_linalg import inverse_gaps, solve
 from .shape import broadcast_to, concatenate, getitem, reshape
 
 SVDResult = collections.namedtuple("SVDResult", ["U", "S", "Vh"])
@@ -37,13 +37,6 @@ def _row(s):
 
 def _column(s):
     return np.expand_dims(s, -1)
-
-
-def _gaps_inverse(w):
-    """F[i, j] = 1 / (w[j] - w[i]); 0 on the diagonal and where w[i] == w[j]."""
-    gaps = np.expand_dims(w, -2) - np.expand_dims(w, -1)
-    tie = primal_value(gaps) == 0
-    return np.where(tie, 0.0, 1 / np.where(tie, 1.0, gaps))
 
 
 def _right_solve(x, r):
@@ -100,7 +93,7 @@ def svd_u_jvp(t, out, a, *, hermitian):
     s, v = svdvals(a, hermitian=hermitian), mT(svd_vh(a, hermitian=hermitian))
     tv = t @ v
     p = mT(out) @ tv
-    f = _gaps_inverse(s * s)
+    f = inverse_gaps(s * s)
     return out @ (f * (p * _row(s) + _column(s) * mT(p))) + (tv - out @ p) / _row(s)
 
 
@@ -108,7 +101,7 @@ def svd_u_vjp(g, out, a, *, hermitian):
     # The adjoint: U ((M + M^T) S) V^T + (I - U U^T) g S^-1 V^T, M = F o (U^T g).
     s, vh = svdvals(a, hermitian=hermitian), svd_vh(a, hermitian=hermitian)
     utg = mT(out) @ g
-    m = _gaps_inverse(s * s) * utg
+    m = inverse_gaps(s * s) * utg
     return (out @ ((m + mT(m)) * _row(s)) + (g - out @ utg) / _row(s)) @ vh
 
 
@@ -125,7 +118,7 @@ def svd_vh_jvp(t, out, a, *, hermitian):
     v = mT(out)
     tu = mT(t) @ u
     p = mT(tu) @ v
-    f = _gaps_inverse(s * s)
+    f = inverse_gaps(s * s)
     return mT(v @ (f * (_column(s) * p + mT(p) * _row(s))) + (tu - v @ mT(p)) / _row(s))
 
 
@@ -133,7 +126,7 @@ def svd_vh_vjp(g, out, a, *, hermitian):
     # The adjoint: U (S (N + N^T)) V^T + U S^-1 g_V^T (I - V V^T), N = F o (V^T g_V).
     s, u = svdvals(a, hermitian=hermitian), svd_u(a, hermitian=hermitian)
     gvt = g  # g_V^T, since the op returns Vh = V^T
-    n = _gaps_inverse(s * s) * (out @ mT(gvt))
+    n = inverse_gaps(s * s) * (out @ mT(gvt))
     return u @ ((_column(s) * (n + mT(n))) @ out + (gvt - (gvt @ mT(out)) @ out) / _column(s))
 
 
@@ -252,14 +245,14 @@ eigvals_general = defop("eigvals_general", lambda a: _eig_real(a)[0],
 
 def eigvecs_general_jvp(t, out, a):
     # dV = V (F o (V^-1 da V)), then each column kept at unit norm.
-    f = _gaps_inverse(eigvals_general(a))
+    f = inverse_gaps(eigvals_general(a))
     w = out @ (f * solve(out, t @ out))
     return w - out * np.sum(out * w, axis=-2, keepdims=True)
 
 
 def eigvecs_general_vjp(g, out, a):
     # The adjoint: V^-T (F o (V^T g')) V^T, g' = g - V diag(V^T g).
-    f = _gaps_inverse(eigvals_general(a))
+    f = inverse_gaps(eigvals_general(a))
     g = g - out * np.sum(out * g, axis=-2, keepdims=True)
     return solve(mT(out), (f * (mT(out) @ g)) @ mT(out))
 
