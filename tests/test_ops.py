@@ -242,3 +242,27 @@ def test_singular_vector_rules_read_no_values_so_one_program_serves_every_input(
     # reaches the vectors' gradient, eagerly and compiled alike.
     np.testing.assert_array_equal(compiled(np.eye(3)), np.zeros((3, 3)))
     check_grads(_cubed_left_singular_vectors, (rng.standard_normal((3, 3)),), order=2)
+
+
+SORTER = np.array([3, 1, 0, 2])
+READ_NO_VALUES = {
+    "nanmean": lambda a: np.sum(np.nanmean(a, axis=1) ** 2),
+    "nanmax": lambda a: np.sum(np.nanmax(a, axis=1) ** 2),
+    "nanmin": lambda a: np.sum(np.nanmin(a[:2], axis=0) ** 2),
+    "norm-ord-0": lambda a: np.linalg.norm(a[1], ord=0) * np.sum(a[1] ** 2),
+    "searchsorted-sorter": lambda a: np.sum(
+        np.searchsorted(a[1], np.array([0.0, 0.5]), sorter=SORTER) * a[0, 0]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(READ_NO_VALUES))
+def test_composites_read_no_values_so_one_program_serves_every_input(name):
+    eager = dualrev.grad(READ_NO_VALUES[name])
+    compiled = dualrev.compile(eager)
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # NaNs and a zero in the same places, other values new
+        a = rng.standard_normal((3, 4))
+        a[0, 1], a[1, 3], a[2, :] = np.nan, 0.0, np.nan
+        with np.errstate(invalid="ignore"):  # the mean of the all-NaN row
+            np.testing.assert_array_equal(compiled(a), eager(a))
+    assert len(compiled.programs) == 1

@@ -416,7 +416,7 @@ def _vector_norm(x, ord, axis, keepdims):
     if isinstance(ord, str):
         raise ValueError(f"Invalid norm order '{ord}' for vectors")
     if ord == 0:  # the count of nonzero entries: piecewise constant
-        return np.sum(primal_value(x) != 0, axis=axis, keepdims=keepdims).astype(float)
+        return np.sum(np.where(x != 0, 1.0, 0.0), axis=axis, keepdims=keepdims)
     return np.sum(np.abs(x) ** ord, axis=axis, keepdims=keepdims) ** (1.0 / ord)
 
 

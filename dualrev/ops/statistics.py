@@ -17,7 +17,6 @@ import math
 
 import numpy as np
 
-from ..lazy import is_lazy
 from ..registry import defnondiff, primal_value, register_numpy, shape_of
 from .shape import broadcast_to, getitem, normalize_axis, reshape
 
@@ -147,19 +146,16 @@ def nansum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, whe
 
 def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
     _check_plain_options("nanmean", out, where=where)
-    count = np.sum(~np.isnan(primal_value(a)), axis=axis, keepdims=keepdims)
+    count = np.sum(~np.isnan(a), axis=axis, keepdims=keepdims)
     return nansum(a, axis=axis, keepdims=keepdims) / count
 
 
 def _nan_extreme(reduce, fill, name):
     def nan_extreme(a, axis=None, out=None, keepdims=False, initial=None, where=None):
         _check_plain_options(name, out, initial=initial, where=where)
-        missing = np.isnan(primal_value(a))
+        missing = np.isnan(a)
         res = reduce(np.where(missing, fill, a), axis=axis, keepdims=keepdims)
-        all_missing = np.all(missing, axis=axis, keepdims=keepdims)
-        if is_lazy(all_missing) or np.any(all_missing):  # never computes a dask value
-            return np.where(all_missing, np.nan, res)
-        return res
+        return np.where(np.all(missing, axis=axis, keepdims=keepdims), np.nan, res)
     nan_extreme.__name__ = name
     return nan_extreme
 
@@ -182,7 +178,7 @@ digitize_op = defnondiff(
 
 def searchsorted(a, v, side="left", sorter=None):
     if sorter is not None:
-        a = np.take(primal_value(a), sorter)
+        a = np.take(a, sorter)
     return searchsorted_op(a, v, side=side)
 
 
