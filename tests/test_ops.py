@@ -266,3 +266,34 @@ def test_composites_read_no_values_so_one_program_serves_every_input(name):
         with np.errstate(invalid="ignore"):  # the mean of the all-NaN row
             np.testing.assert_array_equal(compiled(a), eager(a))
     assert len(compiled.programs) == 1
+
+
+# ---- np.linalg.svd(hermitian=True): derivatives for symmetric perturbations -------
+
+HERMITIAN_SVD_PARTS = {
+    "U": lambda r: r.U * r.U[:1],  # sign-free: each column times its first entry
+    "S": lambda r: r.S,
+    "Vh": lambda r: r.Vh * r.Vh[:, :1],
+}
+
+
+@pytest.mark.parametrize("part", sorted(HERMITIAN_SVD_PARTS))
+def test_hermitian_svd_follows_eigh_on_symmetric_perturbations(part):
+    # NumPy reads one triangle; like eigh, the derivative is the one of the
+    # function of the symmetric part, so the gradient is symmetric.
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((4, 4))
+    a, t = a + a.T, rng.standard_normal((4, 4))
+    weights = rng.standard_normal(np.shape(HERMITIAN_SVD_PARTS[part](np.linalg.svd(a))))
+
+    def loss(a):
+        return np.sum(weights * HERMITIAN_SVD_PARTS[part](np.linalg.svd(a, hermitian=True)))
+
+    def loss_of_symmetric_part(b):
+        return loss((b + b.T) / 2)
+
+    g = dualrev.grad(loss)(a)
+    assert_trees_close(g, dualrev.grad(loss_of_symmetric_part)(a))
+    assert_trees_close(g, g.T)
+    assert_trees_close(dualrev.jvp(loss, (a,), (t,))[1],
+                       dualrev.jvp(loss_of_symmetric_part, (a,), (t,))[1])

@@ -12,6 +12,10 @@ uses 0 for the coefficient of an exactly repeated pair, so the result is
 finite (the derivative along the perturbations that keep the two values
 apart) rather than inf/NaN; the derivatives of symmetric functions of the
 values (their sum, the nuclear norm) stay exact. See docs/conventions.rst.
+
+``np.linalg.svd(a, hermitian=True)`` reads one triangle of ``a``: as for
+eigh, its derivatives are for symmetric perturbations (symmetrized tangents,
+symmetric gradients).
 """
 
 import collections
@@ -21,7 +25,7 @@ import numpy as np
 from ..registry import cubic_flops, defop, primal_value, register_numpy, shape_of
 from .linalg import mT, np_matmul
 from . import numpy_linalg
-from .numpy_linalg import inverse_gaps, solve
+from .numpy_linalg import inverse_gaps, solve, sym
 from .shape import broadcast_to, concatenate, getitem, reshape
 
 SVDResult = collections.namedtuple("SVDResult", ["U", "S", "Vh"])
@@ -69,16 +73,23 @@ def _svd_factors(a, hermitian):
     return np.linalg.svd(a, full_matrices=False, hermitian=hermitian)
 
 
+def _symmetric_if(hermitian, m):
+    """With ``hermitian=True`` NumPy reads one triangle of a matrix taken to be
+    symmetric: as for eigh, tangents are symmetrized and gradients come out
+    symmetric (derivatives for symmetric perturbations)."""
+    return sym(m) if hermitian else m
+
+
 def svdvals_jvp(t, out, a, *, hermitian):
     # ds_k = u_k^T da v_k
     u, vh = svd_u(a, hermitian=hermitian), svd_vh(a, hermitian=hermitian)
-    return np.sum(u * (t @ mT(vh)), axis=-2)
+    return np.sum(u * (_symmetric_if(hermitian, t) @ mT(vh)), axis=-2)
 
 
 def svdvals_vjp(g, out, a, *, hermitian):
     # U diag(g) Vh
     u, vh = svd_u(a, hermitian=hermitian), svd_vh(a, hermitian=hermitian)
-    return (u * _row(g)) @ vh
+    return _symmetric_if(hermitian, (u * _row(g)) @ vh)
 
 
 svdvals = defop("svdvals", lambda a, *, hermitian: np.linalg.svd(
@@ -91,7 +102,7 @@ def svd_u_jvp(t, out, a, *, hermitian):
     # dU = U (F o (P S + S P^T)) + (I - U U^T) da V S^-1, with P = U^T da V and
     # F[i, j] = 1 / (s_j^2 - s_i^2).
     s, v = svdvals(a, hermitian=hermitian), mT(svd_vh(a, hermitian=hermitian))
-    tv = t @ v
+    tv = _symmetric_if(hermitian, t) @ v
     p = mT(out) @ tv
     f = inverse_gaps(s * s)
     return out @ (f * (p * _row(s) + _column(s) * mT(p))) + (tv - out @ p) / _row(s)
@@ -102,7 +113,8 @@ def svd_u_vjp(g, out, a, *, hermitian):
     s, vh = svdvals(a, hermitian=hermitian), svd_vh(a, hermitian=hermitian)
     utg = mT(out) @ g
     m = inverse_gaps(s * s) * utg
-    return (out @ ((m + mT(m)) * _row(s)) + (g - out @ utg) / _row(s)) @ vh
+    return _symmetric_if(hermitian,
+                         (out @ ((m + mT(m)) * _row(s)) + (g - out @ utg) / _row(s)) @ vh)
 
 
 svd_u = defop("svd_u", lambda a, *, hermitian: _svd_factors(a, hermitian)[0],
@@ -116,7 +128,7 @@ def svd_vh_jvp(t, out, a, *, hermitian):
     # dV = V (F o (S P + P^T S)) + (I - V V^T) da^T U S^-1; the op returns Vh.
     s, u = svdvals(a, hermitian=hermitian), svd_u(a, hermitian=hermitian)
     v = mT(out)
-    tu = mT(t) @ u
+    tu = mT(_symmetric_if(hermitian, t)) @ u
     p = mT(tu) @ v
     f = inverse_gaps(s * s)
     return mT(v @ (f * (_column(s) * p + mT(p) * _row(s))) + (tu - v @ mT(p)) / _row(s))
@@ -127,7 +139,8 @@ def svd_vh_vjp(g, out, a, *, hermitian):
     s, u = svdvals(a, hermitian=hermitian), svd_u(a, hermitian=hermitian)
     gvt = g  # g_V^T, since the op returns Vh = V^T
     n = inverse_gaps(s * s) * (out @ mT(gvt))
-    return u @ ((_column(s) * (n + mT(n))) @ out + (gvt - (gvt @ mT(out)) @ out) / _column(s))
+    return _symmetric_if(hermitian, u @ ((_column(s) * (n + mT(n))) @ out
+                                         + (gvt - (gvt @ mT(out)) @ out) / _column(s)))
 
 
 svd_vh = defop("svd_vh", lambda a, *, hermitian: _svd_factors(a, hermitian)[2],

@@ -45,7 +45,8 @@ def _trace(x):
     return np.trace(x, axis1=-2, axis2=-1)
 
 
-def _sym(t):
+def sym(t):
+    """The symmetric part of a matrix (stack): derivatives for symmetric perturbations."""
     return (t + mT(t)) / 2
 
 
@@ -146,7 +147,7 @@ def _lower_half_diagonal(n):
 
 def cholesky_jvp(t, out, a):
     # dL = L Phi(L^-1 dA L^-T) for the symmetrized dA.
-    y = solve(out, _sym(t))
+    y = solve(out, sym(t))
     x = mT(solve(out, mT(y)))
     return out @ (x * _lower_half_diagonal(shape_of(a)[-1]))
 
@@ -155,7 +156,7 @@ def cholesky_vjp(g, out, a):
     # The adjoint of cholesky_jvp: sym(L^-T (Phi o (L^T g)) L^-1).
     p = (mT(out) @ g) * _lower_half_diagonal(shape_of(a)[-1])
     y = solve(mT(out), p)
-    return _sym(mT(solve(mT(out), mT(y))))
+    return sym(mT(solve(mT(out), mT(y))))
 
 
 cholesky = defop("cholesky", np.linalg.cholesky, flops=cubic_flops(1 / 3),
@@ -177,7 +178,7 @@ register_numpy(np.linalg.cholesky, np_cholesky)
 def eigvalsh_jvp(t, out, a, *, UPLO):
     # dw_k = v_k^T dA v_k
     v = eigvecs(a, UPLO=UPLO)
-    return np.sum(v * (_sym(t) @ v), axis=-2)
+    return np.sum(v * (sym(t) @ v), axis=-2)
 
 
 def eigvalsh_vjp(g, out, a, *, UPLO):
@@ -206,13 +207,13 @@ def inverse_gaps(w):
 def eigvecs_jvp(t, out, a, *, UPLO):
     # dV = V (F o (V^T dA V))
     f = inverse_gaps(eigvalsh(a, UPLO=UPLO))
-    return out @ (f * (mT(out) @ _sym(t) @ out))
+    return out @ (f * (mT(out) @ sym(t) @ out))
 
 
 def eigvecs_vjp(g, out, a, *, UPLO):
     # The adjoint of eigvecs_jvp: sym(V (F o (V^T g)) V^T).
     f = inverse_gaps(eigvalsh(a, UPLO=UPLO))
-    return _sym(out @ (f * (mT(out) @ g)) @ mT(out))
+    return sym(out @ (f * (mT(out) @ g)) @ mT(out))
 
 
 eigvecs = defop("eigvecs", lambda a, *, UPLO: np.linalg.eigh(a, UPLO)[1],
