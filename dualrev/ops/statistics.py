@@ -18,17 +18,12 @@ import math
 import numpy as np
 
 from ..registry import defnondiff, primal_value, register_numpy, shape_of
-from .shape import broadcast_to, getitem, normalize_axis, reshape
+from .shape import axis_index, broadcast_to, getitem, normalize_axis, reshape
 
 
 def _float_array(x):
     """A plain list or tuple as an array; traced values and arrays unchanged."""
     return np.asarray(x, dtype=float) if isinstance(x, (list, tuple)) else x
-
-
-def _along(axis, ndim, index):
-    """An index that applies ``index`` on ``axis`` and keeps every other axis."""
-    return (slice(None),) * (axis % ndim) + (index,)
 
 
 # ---- average -------------------------------------------------------------------
@@ -272,8 +267,8 @@ def trapezoid(y, x=None, dx=1.0, axis=-1):
         d = np.diff(_float_array(x), axis=axis if len(shape_of(x)) > 1 else -1)
         if len(shape_of(d)) == 1 and ndim > 1:
             d = reshape(d, shape=tuple(-1 if i == axis % ndim else 1 for i in range(ndim)))
-    upper = getitem(y, index=_along(axis, ndim, slice(1, None)))
-    lower = getitem(y, index=_along(axis, ndim, slice(None, -1)))
+    upper = getitem(y, index=axis_index(ndim, axis, slice(1, None)))
+    lower = getitem(y, index=axis_index(ndim, axis, slice(None, -1)))
     return np.sum(d * (upper + lower) / 2.0, axis=axis)
 
 
