@@ -91,8 +91,8 @@ ifft = defop("ifft", lambda x, *, axis, norm: np.fft.ifft(x, axis=axis, norm=nor
 
 def rfft_vjp(g, out, x, *, axis, norm):
     # The transpose of "the first n // 2 + 1 rows of the DFT": the DFT of g
-    # zero-padded to n; x is real, so its cotangent is the real part.
-    return np.real(fft(_pad_to(g, shape_of(x)[axis], axis), axis=axis, norm=norm))
+    # zero-padded to n (the sweep keeps the real part: x is real).
+    return fft(_pad_to(g, shape_of(x)[axis], axis), axis=axis, norm=norm)
 
 
 rfft = defop("rfft", lambda x, *, axis, norm: np.fft.rfft(x, axis=axis, norm=norm),
