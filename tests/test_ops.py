@@ -297,3 +297,6 @@ def test_hermitian_svd_follows_eigh_on_symmetric_perturbations(part):
     assert_trees_close(g, g.T)
     assert_trees_close(dualrev.jvp(loss, (a,), (t,))[1],
                        dualrev.jvp(loss_of_symmetric_part, (a,), (t,))[1])
+    # Fed a symmetric matrix (as the eigh specs are), both modes to second order.
+    check_grads(lambda b: HERMITIAN_SVD_PARTS[part](np.linalg.svd(b + b.T, hermitian=True)),
+                (rng.standard_normal((3, 3)),), order=2, rtol=1e-5, atol=1e-5)
