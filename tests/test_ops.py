@@ -210,3 +210,93 @@ def test_unsupported_variants_raise_not_implemented(name, jac):
     f, x, message = UNSUPPORTED[name]
     with pytest.raises(NotImplementedError, match=message):
         jac(f)(x)
+
+
+# ---- under dualrev.compile -----------------------------------------------------------
+
+def test_compiled_gradient_of_an_indexed_float32_input_stays_float32():
+    def f(x):
+        return np.sum(x[1:] * x[:2]) + np.sum(x[np.array([0, 0, 2])] ** 2)
+
+    x = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    eager = dualrev.grad(f)(x)
+    compiled = dualrev.compile(dualrev.grad(f))
+    for _ in range(2):  # staged, then replayed
+        g = compiled(x)
+        assert g.dtype == np.float32
+        np.testing.assert_array_equal(g, eager)
+
+
+def _cubed_left_singular_vectors(a):
+    return np.sum(np.linalg.svd(a)[0] ** 3)
+
+
+def test_singular_vector_rules_read_no_values_so_one_program_serves_every_input():
+    eager = dualrev.grad(_cubed_left_singular_vectors)
+    compiled = dualrev.compile(eager)
+    rng = np.random.default_rng(0)
+    for a in [rng.standard_normal((3, 3)) for _ in range(3)] + [np.eye(3)]:
+        np.testing.assert_array_equal(compiled(a), eager(a))
+    assert len(compiled.programs) == 1
+    # Three equal singular values: every pair's coefficient is 0, so nothing
+    # reaches the vectors' gradient, eagerly and compiled alike.
+    np.testing.assert_array_equal(compiled(np.eye(3)), np.zeros((3, 3)))
+    check_grads(_cubed_left_singular_vectors, (rng.standard_normal((3, 3)),), order=2)
+
+
+SORTER = np.array([3, 1, 0, 2])
+READ_NO_VALUES = {
+    "nanmean": lambda a: np.sum(np.nanmean(a, axis=1) ** 2),
+    "nanmax": lambda a: np.sum(np.nanmax(a, axis=1) ** 2),
+    "nanmin": lambda a: np.sum(np.nanmin(a[:2], axis=0) ** 2),
+    "norm-ord-0": lambda a: np.linalg.norm(a[1], ord=0) * np.sum(a[1] ** 2),
+    "searchsorted-sorter": lambda a: np.sum(
+        np.searchsorted(a[1], np.array([0.0, 0.5]), sorter=SORTER) * a[0, 0]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(READ_NO_VALUES))
+def test_composites_read_no_values_so_one_program_serves_every_input(name):
+    eager = dualrev.grad(READ_NO_VALUES[name])
+    compiled = dualrev.compile(eager)
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # NaNs and a zero in the same places, other values new
+        a = rng.standard_normal((3, 4))
+        a[0, 1], a[1, 3], a[2, :] = np.nan, 0.0, np.nan
+        with np.errstate(invalid="ignore"):  # the mean of the all-NaN row
+            np.testing.assert_array_equal(compiled(a), eager(a))
+    assert len(compiled.programs) == 1
+
+
+# ---- np.linalg.svd(hermitian=True): derivatives for symmetric perturbations -------
+
+HERMITIAN_SVD_PARTS = {
+    "U": lambda r: r.U * r.U[:1],  # sign-free: each column times its first entry
+    "S": lambda r: r.S,
+    "Vh": lambda r: r.Vh * r.Vh[:, :1],
+}
+
+
+@pytest.mark.parametrize("part", sorted(HERMITIAN_SVD_PARTS))
+def test_hermitian_svd_follows_eigh_on_symmetric_perturbations(part):
+    # NumPy reads one triangle; like eigh, the derivative is the one of the
+    # function of the symmetric part, so the gradient is symmetric.
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((4, 4))
+    a, t = a + a.T, rng.standard_normal((4, 4))
+    weights = rng.standard_normal(np.shape(HERMITIAN_SVD_PARTS[part](np.linalg.svd(a))))
+
+    def loss(a):
+        return np.sum(weights * HERMITIAN_SVD_PARTS[part](np.linalg.svd(a, hermitian=True)))
+
+    def loss_of_symmetric_part(b):
+        return loss((b + b.T) / 2)
+
+    g = dualrev.grad(loss)(a)
+    assert_trees_close(g, dualrev.grad(loss_of_symmetric_part)(a))
+    assert_trees_close(g, g.T)
+    assert_trees_close(dualrev.jvp(loss, (a,), (t,))[1],
+                       dualrev.jvp(loss_of_symmetric_part, (a,), (t,))[1])
+    # Fed a symmetric matrix (as the eigh specs are), both modes to second order.
+    check_grads(lambda b: HERMITIAN_SVD_PARTS[part](np.linalg.svd(b + b.T, hermitian=True)),
+                (rng.standard_normal((3, 3)),), order=2, rtol=1e-5, atol=1e-5)

@@ -12,6 +12,10 @@ uses 0 for the coefficient of an exactly repeated pair, so the result is
 finite (the derivative along the perturbations that keep the two values
 apart) rather than inf/NaN; the derivatives of symmetric functions of the
 values (their sum, the nuclear norm) stay exact. See docs/conventions.rst.
+
+``np.linalg.svd(a, hermitian=True)`` reads one triangle of ``a``: as for
+eigh, its derivatives are for symmetric perturbations (symmetrized tangents,
+symmetric gradients).
 """
 
 import collections
@@ -21,7 +25,7 @@ import numpy as np
 from ..registry import cubic_flops, defop, primal_value, register_numpy, shape_of
 from .linalg import mT, np_matmul
 from . import numpy_linalg
-from .numpy_linalg import solve
+from .numpy_linalg import inverse_gaps, solve, sym
 from .shape import broadcast_to, concatenate, getitem, reshape
 
 SVDResult = collections.namedtuple("SVDResult", ["U", "S", "Vh"])
@@ -37,13 +41,6 @@ def _row(s):
 
 def _column(s):
     return np.expand_dims(s, -1)
-
-
-def _gaps_inverse(w):
-    """F[i, j] = 1 / (w[j] - w[i]); 0 on the diagonal and where w[i] == w[j]."""
-    gaps = np.expand_dims(w, -2) - np.expand_dims(w, -1)
-    tie = primal_value(gaps) == 0
-    return np.where(tie, 0.0, 1 / np.where(tie, 1.0, gaps))
 
 
 def _right_solve(x, r):
@@ -76,16 +73,23 @@ def _svd_factors(a, hermitian):
     return np.linalg.svd(a, full_matrices=False, hermitian=hermitian)
 
 
+def _symmetric_if(hermitian, m):
+    """With ``hermitian=True`` NumPy reads one triangle of a matrix taken to be
+    symmetric: as for eigh, tangents are symmetrized and gradients come out
+    symmetric (derivatives for symmetric perturbations)."""
+    return sym(m) if hermitian else m
+
+
 def svdvals_jvp(t, out, a, *, hermitian):
     # ds_k = u_k^T da v_k
     u, vh = svd_u(a, hermitian=hermitian), svd_vh(a, hermitian=hermitian)
-    return np.sum(u * (t @ mT(vh)), axis=-2)
+    return np.sum(u * (_symmetric_if(hermitian, t) @ mT(vh)), axis=-2)
 
 
 def svdvals_vjp(g, out, a, *, hermitian):
     # U diag(g) Vh
     u, vh = svd_u(a, hermitian=hermitian), svd_vh(a, hermitian=hermitian)
-    return (u * _row(g)) @ vh
+    return _symmetric_if(hermitian, (u * _row(g)) @ vh)
 
 
 svdvals = defop("svdvals", lambda a, *, hermitian: np.linalg.svd(
@@ -98,9 +102,9 @@ def svd_u_jvp(t, out, a, *, hermitian):
     # dU = U (F o (P S + S P^T)) + (I - U U^T) da V S^-1, with P = U^T da V and
     # F[i, j] = 1 / (s_j^2 - s_i^2).
     s, v = svdvals(a, hermitian=hermitian), mT(svd_vh(a, hermitian=hermitian))
-    tv = t @ v
+    tv = _symmetric_if(hermitian, t) @ v
     p = mT(out) @ tv
-    f = _gaps_inverse(s * s)
+    f = inverse_gaps(s * s)
     return out @ (f * (p * _row(s) + _column(s) * mT(p))) + (tv - out @ p) / _row(s)
 
 
@@ -108,8 +112,9 @@ def svd_u_vjp(g, out, a, *, hermitian):
     # The adjoint: U ((M + M^T) S) V^T + (I - U U^T) g S^-1 V^T, M = F o (U^T g).
     s, vh = svdvals(a, hermitian=hermitian), svd_vh(a, hermitian=hermitian)
     utg = mT(out) @ g
-    m = _gaps_inverse(s * s) * utg
-    return (out @ ((m + mT(m)) * _row(s)) + (g - out @ utg) / _row(s)) @ vh
+    m = inverse_gaps(s * s) * utg
+    return _symmetric_if(hermitian,
+                         (out @ ((m + mT(m)) * _row(s)) + (g - out @ utg) / _row(s)) @ vh)
 
 
 svd_u = defop("svd_u", lambda a, *, hermitian: _svd_factors(a, hermitian)[0],
@@ -123,9 +128,9 @@ def svd_vh_jvp(t, out, a, *, hermitian):
     # dV = V (F o (S P + P^T S)) + (I - V V^T) da^T U S^-1; the op returns Vh.
     s, u = svdvals(a, hermitian=hermitian), svd_u(a, hermitian=hermitian)
     v = mT(out)
-    tu = mT(t) @ u
+    tu = mT(_symmetric_if(hermitian, t)) @ u
     p = mT(tu) @ v
-    f = _gaps_inverse(s * s)
+    f = inverse_gaps(s * s)
     return mT(v @ (f * (_column(s) * p + mT(p) * _row(s))) + (tu - v @ mT(p)) / _row(s))
 
 
@@ -133,8 +138,9 @@ def svd_vh_vjp(g, out, a, *, hermitian):
     # The adjoint: U (S (N + N^T)) V^T + U S^-1 g_V^T (I - V V^T), N = F o (V^T g_V).
     s, u = svdvals(a, hermitian=hermitian), svd_u(a, hermitian=hermitian)
     gvt = g  # g_V^T, since the op returns Vh = V^T
-    n = _gaps_inverse(s * s) * (out @ mT(gvt))
-    return u @ ((_column(s) * (n + mT(n))) @ out + (gvt - (gvt @ mT(out)) @ out) / _column(s))
+    n = inverse_gaps(s * s) * (out @ mT(gvt))
+    return _symmetric_if(hermitian, u @ ((_column(s) * (n + mT(n))) @ out
+                                         + (gvt - (gvt @ mT(out)) @ out) / _column(s)))
 
 
 svd_vh = defop("svd_vh", lambda a, *, hermitian: _svd_factors(a, hermitian)[2],
@@ -252,14 +258,14 @@ eigvals_general = defop("eigvals_general", lambda a: _eig_real(a)[0],
 
 def eigvecs_general_jvp(t, out, a):
     # dV = V (F o (V^-1 da V)), then each column kept at unit norm.
-    f = _gaps_inverse(eigvals_general(a))
+    f = inverse_gaps(eigvals_general(a))
     w = out @ (f * solve(out, t @ out))
     return w - out * np.sum(out * w, axis=-2, keepdims=True)
 
 
 def eigvecs_general_vjp(g, out, a):
     # The adjoint: V^-T (F o (V^T g')) V^T, g' = g - V diag(V^T g).
-    f = _gaps_inverse(eigvals_general(a))
+    f = inverse_gaps(eigvals_general(a))
     g = g - out * np.sum(out * g, axis=-2, keepdims=True)
     return solve(mT(out), (f * (mT(out) @ g)) @ mT(out))
 
@@ -423,7 +429,7 @@ def _vector_norm(x, ord, axis, keepdims):
     if isinstance(ord, str):
         raise ValueError(f"Invalid norm order '{ord}' for vectors")
     if ord == 0:  # the count of nonzero entries: piecewise constant
-        return np.sum(primal_value(x) != 0, axis=axis, keepdims=keepdims).astype(float)
+        return np.sum(np.where(x != 0, 1.0, 0.0), axis=axis, keepdims=keepdims)
     return np.sum(np.abs(x) ** ord, axis=axis, keepdims=keepdims) ** (1.0 / ord)
 
 

@@ -18,7 +18,7 @@ two conjugate ones twice.
 import numpy as np
 
 from ..registry import ELEMENTWISE, NO_FLOPS, defop, dtype_of, register_numpy, shape_of
-from .shape import getitem
+from .shape import axis_index, getitem, normalize_axis
 
 
 def is_complex(x):
@@ -60,16 +60,12 @@ register_numpy(np.conjugate, np_conj)
 
 # ---- fft, ifft, rfft, irfft ------------------------------------------------------
 
-def _axis_index(ndim, axis, item):
-    return (slice(None),) * (axis % ndim) + (item,)
-
-
 def _pad_to(x, n, axis):
     """``x`` cut or zero-padded to length ``n`` along ``axis``."""
     ndim = len(shape_of(x))
     m = shape_of(x)[axis]
     if m > n:
-        return getitem(x, index=_axis_index(ndim, axis, slice(0, n)))
+        return getitem(x, index=axis_index(ndim, axis, slice(0, n)))
     if m < n:
         widths = [(0, 0)] * ndim
         widths[axis % ndim] = (0, n - m)
@@ -95,8 +91,8 @@ ifft = defop("ifft", lambda x, *, axis, norm: np.fft.ifft(x, axis=axis, norm=nor
 
 def rfft_vjp(g, out, x, *, axis, norm):
     # The transpose of "the first n // 2 + 1 rows of the DFT": the DFT of g
-    # zero-padded to n; x is real, so its cotangent is the real part.
-    return np.real(fft(_pad_to(g, shape_of(x)[axis], axis), axis=axis, norm=norm))
+    # zero-padded to n (the sweep keeps the real part: x is real).
+    return fft(_pad_to(g, shape_of(x)[axis], axis), axis=axis, norm=norm)
 
 
 rfft = defop("rfft", lambda x, *, axis, norm: np.fft.rfft(x, axis=axis, norm=norm),
@@ -115,7 +111,7 @@ def irfft_vjp(g, out, x, *, n, axis, norm):
     # <g, irfft(dX)> = Re(sum(w * ifft(g)[:m] * dX)): the cotangent of X.
     m, ndim = shape_of(x)[axis], len(shape_of(x))
     spectrum = getitem(ifft(g, axis=axis, norm=norm),
-                       index=_axis_index(ndim, axis, slice(0, m)))
+                       index=axis_index(ndim, axis, slice(0, m)))
     return spectrum * _twice_weights(n, m, axis)
 
 
@@ -132,18 +128,12 @@ def _check_norm(norm):
     return norm or "backward"
 
 
-def _normal_axis(a, axis):
-    ndim = len(shape_of(a))
-    if not -ndim <= axis < ndim:
-        raise np.exceptions.AxisError(axis, ndim)
-    return axis % ndim - ndim  # negative: unchanged by leading batch axes of tangents
-
-
 def _transform(op):
     def transform(a, n=None, axis=-1, norm=None, out=None):
         if out is not None:
             raise TypeError(f"np.fft.{op.name}(..., out=...) cannot hold a traced value")
-        axis = _normal_axis(a, axis)
+        # negative: unchanged by leading batch axes of tangents
+        (axis,) = normalize_axis(axis, len(shape_of(a)))
         if n is not None:
             a = _pad_to(a, n, axis)
         if op is rfft and is_complex(a):
@@ -156,7 +146,7 @@ def _transform(op):
 def np_irfft(a, n=None, axis=-1, norm=None, out=None):
     if out is not None:
         raise TypeError("np.fft.irfft(..., out=...) cannot hold a traced value")
-    axis = _normal_axis(a, axis)
+    (axis,) = normalize_axis(axis, len(shape_of(a)))
     n = 2 * (shape_of(a)[axis] - 1) if n is None else n
     return irfft(_pad_to(a, n // 2 + 1, axis), n=n, axis=axis, norm=_check_norm(norm))
 

@@ -8,7 +8,8 @@ they can be differentiated again.
 is taken to be symmetric: their derivatives are with respect to symmetric
 perturbations (a tangent is symmetrized, ``(t + t.T) / 2``, and gradients
 come out symmetric). The derivative of the eigenvectors also needs distinct
-eigenvalues: where two coincide it is ``inf``/NaN.
+eigenvalues: where two coincide it uses 0 for that pair's coefficient, as
+np.linalg.svd and np.linalg.eig do (see ``decompositions``).
 """
 
 import collections
@@ -44,7 +45,8 @@ def _trace(x):
     return np.trace(x, axis1=-2, axis2=-1)
 
 
-def _sym(t):
+def sym(t):
+    """The symmetric part of a matrix (stack): derivatives for symmetric perturbations."""
     return (t + mT(t)) / 2
 
 
@@ -145,7 +147,7 @@ def _lower_half_diagonal(n):
 
 def cholesky_jvp(t, out, a):
     # dL = L Phi(L^-1 dA L^-T) for the symmetrized dA.
-    y = solve(out, _sym(t))
+    y = solve(out, sym(t))
     x = mT(solve(out, mT(y)))
     return out @ (x * _lower_half_diagonal(shape_of(a)[-1]))
 
@@ -154,7 +156,7 @@ def cholesky_vjp(g, out, a):
     # The adjoint of cholesky_jvp: sym(L^-T (Phi o (L^T g)) L^-1).
     p = (mT(out) @ g) * _lower_half_diagonal(shape_of(a)[-1])
     y = solve(mT(out), p)
-    return _sym(mT(solve(mT(out), mT(y))))
+    return sym(mT(solve(mT(out), mT(y))))
 
 
 cholesky = defop("cholesky", np.linalg.cholesky, flops=cubic_flops(1 / 3),
@@ -176,7 +178,7 @@ register_numpy(np.linalg.cholesky, np_cholesky)
 def eigvalsh_jvp(t, out, a, *, UPLO):
     # dw_k = v_k^T dA v_k
     v = eigvecs(a, UPLO=UPLO)
-    return np.sum(v * (_sym(t) @ v), axis=-2)
+    return np.sum(v * (sym(t) @ v), axis=-2)
 
 
 def eigvalsh_vjp(g, out, a, *, UPLO):
@@ -192,30 +194,33 @@ eigvalsh = defop("eigvalsh", lambda a, *, UPLO: np.linalg.eigvalsh(a, UPLO),
                      "derivatives for symmetric perturbations.")
 
 
-def _inverse_gaps(w):
-    """F[i, j] = 1 / (w[j] - w[i]) off the diagonal, 0 on it."""
+def inverse_gaps(w):
+    """F[i, j] = 1 / (w[j] - w[i]); 0 on the diagonal and where w[i] == w[j].
+
+    The ties are found by a recorded comparison, not by reading ``w``: under
+    :func:`dualrev.compile` the program stays valid for every input."""
     gaps = np.expand_dims(w, -2) - np.expand_dims(w, -1)
-    diagonal = np.eye(shape_of(w)[-1], dtype=bool)
-    return np.where(diagonal, 0.0, 1 / np.where(diagonal, 1.0, gaps))
+    tie = gaps == 0
+    return np.where(tie, 0.0, 1 / np.where(tie, 1.0, gaps))
 
 
 def eigvecs_jvp(t, out, a, *, UPLO):
     # dV = V (F o (V^T dA V))
-    f = _inverse_gaps(eigvalsh(a, UPLO=UPLO))
-    return out @ (f * (mT(out) @ _sym(t) @ out))
+    f = inverse_gaps(eigvalsh(a, UPLO=UPLO))
+    return out @ (f * (mT(out) @ sym(t) @ out))
 
 
 def eigvecs_vjp(g, out, a, *, UPLO):
     # The adjoint of eigvecs_jvp: sym(V (F o (V^T g)) V^T).
-    f = _inverse_gaps(eigvalsh(a, UPLO=UPLO))
-    return _sym(out @ (f * (mT(out) @ g)) @ mT(out))
+    f = inverse_gaps(eigvalsh(a, UPLO=UPLO))
+    return sym(out @ (f * (mT(out) @ g)) @ mT(out))
 
 
 eigvecs = defop("eigvecs", lambda a, *, UPLO: np.linalg.eigh(a, UPLO)[1],
                  flops=EIGH_FLOPS,
                 jvp=eigvecs_jvp, vjp=eigvecs_vjp,
                 doc="Eigenvectors of a symmetric matrix (the columns), the second "
-                    "output of eigh; derivatives need distinct eigenvalues.")
+                    "output of eigh; see the module docstring for repeated eigenvalues.")
 
 
 def _check_uplo(UPLO):

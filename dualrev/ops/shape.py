@@ -291,10 +291,15 @@ def _index_add_into(buffer, base, g, *, index):
     return buffer
 
 
+def _floating(dtype):
+    """``dtype`` if floating or complex (float32 stays float32), else float64."""
+    return dtype if dtype.kind in "fc" else np.dtype(np.float64)
+
+
 def _index_add_impl(base, g, *, index):
     if is_lazy(base) or is_lazy(g):
         return base + lazy_untake(g, index, shape_of(base), is_basic_index(index), _scatter)
-    buffer = np.array(base, dtype=np.result_type(base, g, np.float64))
+    buffer = np.array(base, dtype=_floating(np.result_type(base, g)))
     return _index_add_into(buffer, buffer, g, index=index)
 
 
@@ -339,8 +344,7 @@ def _scatter(z, index, g):
 def _untake_impl(g, *, index, shape):
     if is_lazy(g):
         return lazy_untake(g, index, shape, is_basic_index(index), _scatter)
-    dtype = np.result_type(g)  # a float32 cotangent stays float32
-    return _scatter(np.zeros(shape, dtype if dtype.kind in "fc" else np.float64), index, g)
+    return _scatter(np.zeros(shape, _floating(np.result_type(g))), index, g)
 
 
 def _untake_into(buffer, g, *, index, shape):
@@ -421,7 +425,7 @@ def np_getitem(x, index):
 
 # ---- composites: flip, roll, split, pad, tile, repeat, diff -------------------
 
-def _axis_index(ndim, axis, item):
+def axis_index(ndim, axis, item):
     """An index tuple that applies ``item`` along ``axis`` and keeps the rest."""
     axis %= ndim
     return (slice(None),) * axis + (item,) + (slice(None),) * (ndim - axis - 1)
@@ -431,7 +435,7 @@ def _take_along(a, axis, indices):
     """``a`` indexed by the plain integer array ``indices`` along one axis; in
     the VJP, repeated indices accumulate."""
     ndim = len(shape_of(a))
-    return getitem(a, index=_axis_index(ndim, axis, np.asarray(indices, dtype=np.intp)))
+    return getitem(a, index=axis_index(ndim, axis, np.asarray(indices, dtype=np.intp)))
 
 
 def normalize_axis(axis, ndim, *, ordered=False):
@@ -482,7 +486,7 @@ def array_split(ary, indices_or_sections, axis=0):
     ndim = len(shape_of(ary))
     axis = axis % ndim
     pieces = np.array_split(np.arange(shape_of(ary)[axis]), indices_or_sections)
-    return [getitem(ary, index=_axis_index(ndim, axis, _span(p))) for p in pieces]
+    return [getitem(ary, index=axis_index(ndim, axis, _span(p))) for p in pieces]
 
 
 def _span(positions):
@@ -596,8 +600,8 @@ def diff(a, n=1, axis=-1, prepend=_NO_VALUE, append=_NO_VALUE):
     if len(pieces) > 1:
         a = np_concatenate(pieces, axis=axis)
     for _ in range(n):
-        a = (getitem(a, index=_axis_index(ndim, axis, slice(1, None)))
-             - getitem(a, index=_axis_index(ndim, axis, slice(None, -1))))
+        a = (getitem(a, index=axis_index(ndim, axis, slice(1, None)))
+             - getitem(a, index=axis_index(ndim, axis, slice(None, -1))))
     return a
 
 

@@ -17,19 +17,13 @@ import math
 
 import numpy as np
 
-from ..lazy import is_lazy
 from ..registry import defnondiff, primal_value, register_numpy, shape_of
-from .shape import broadcast_to, getitem, normalize_axis, reshape
+from .shape import axis_index, broadcast_to, getitem, normalize_axis, reshape
 
 
 def _float_array(x):
     """A plain list or tuple as an array; traced values and arrays unchanged."""
     return np.asarray(x, dtype=float) if isinstance(x, (list, tuple)) else x
-
-
-def _along(axis, ndim, index):
-    """An index that applies ``index`` on ``axis`` and keeps every other axis."""
-    return (slice(None),) * (axis % ndim) + (index,)
 
 
 # ---- average -------------------------------------------------------------------
@@ -147,19 +141,16 @@ def nansum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, whe
 
 def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
     _check_plain_options("nanmean", out, where=where)
-    count = np.sum(~np.isnan(primal_value(a)), axis=axis, keepdims=keepdims)
+    count = np.sum(~np.isnan(a), axis=axis, keepdims=keepdims)
     return nansum(a, axis=axis, keepdims=keepdims) / count
 
 
 def _nan_extreme(reduce, fill, name):
     def nan_extreme(a, axis=None, out=None, keepdims=False, initial=None, where=None):
         _check_plain_options(name, out, initial=initial, where=where)
-        missing = np.isnan(primal_value(a))
+        missing = np.isnan(a)
         res = reduce(np.where(missing, fill, a), axis=axis, keepdims=keepdims)
-        all_missing = np.all(missing, axis=axis, keepdims=keepdims)
-        if is_lazy(all_missing) or np.any(all_missing):  # never computes a dask value
-            return np.where(all_missing, np.nan, res)
-        return res
+        return np.where(np.all(missing, axis=axis, keepdims=keepdims), np.nan, res)
     nan_extreme.__name__ = name
     return nan_extreme
 
@@ -182,7 +173,7 @@ digitize_op = defnondiff(
 
 def searchsorted(a, v, side="left", sorter=None):
     if sorter is not None:
-        a = np.take(primal_value(a), sorter)
+        a = np.take(a, sorter)
     return searchsorted_op(a, v, side=side)
 
 
@@ -276,8 +267,8 @@ def trapezoid(y, x=None, dx=1.0, axis=-1):
         d = np.diff(_float_array(x), axis=axis if len(shape_of(x)) > 1 else -1)
         if len(shape_of(d)) == 1 and ndim > 1:
             d = reshape(d, shape=tuple(-1 if i == axis % ndim else 1 for i in range(ndim)))
-    upper = getitem(y, index=_along(axis, ndim, slice(1, None)))
-    lower = getitem(y, index=_along(axis, ndim, slice(None, -1)))
+    upper = getitem(y, index=axis_index(ndim, axis, slice(1, None)))
+    lower = getitem(y, index=axis_index(ndim, axis, slice(None, -1)))
     return np.sum(d * (upper + lower) / 2.0, axis=axis)
 
 

@@ -255,7 +255,8 @@ def _shape_ops():
         Spec("getitem", lambda x: np.roll(x, 4), MATRIX, label="roll-flat"),
         Spec("getitem", lambda x: np.split(x, 3, axis=1)[1], MATRIX, label="split"),
         Spec("index_add", lambda b, g: dualrev.OPS["index_add"](b, g, index=(slice(1, None),)),
-             (((3,), (2,)), ((2, 3), (1, 3))), label="slice"),
+             (((3,), (2,)), ((2, 3), (1, 3))), label="slice",
+             reference=lambda b, g: np.concatenate([b[:1], b[1:] + g])),
         Spec("index_add", lambda b, g: dualrev.OPS["index_add"](
             b, g, index=(np.array([0, 2, 0]),)), (((3,), (3,)),), label="repeated",
              reference=lambda b, g: b + np.bincount([0, 2, 0], g, 3)),
