@@ -390,6 +390,14 @@ def _decompositions():
             swap(np.linalg.svd(a, full_matrices=False).Vh)), TALL_WIDE_SQUARE, rtol=1e-5),
         Spec("svd_u", lambda a: (lambda r: r.U * r.S @ r.Vh)(np.linalg.svd(a)), (((3, 3),),),
              label="reconstruct", rtol=1e-5),
+        # hermitian=True reads one triangle: fed a symmetric matrix, as eigh is.
+        Spec("svd_u", lambda a: _signless_columns(np.linalg.svd(a + swap(a), hermitian=True).U),
+             SQUARE, label="hermitian", rtol=1e-5),
+        Spec("svd_vh", lambda a: _signless_columns(
+            swap(np.linalg.svd(a + swap(a), hermitian=True).Vh)), SQUARE, label="hermitian",
+            rtol=1e-5),
+        Spec("svdvals", lambda a: np.linalg.svd(a + swap(a), hermitian=True, compute_uv=False),
+             SQUARE, label="hermitian"),
         Spec("qr_q", lambda a: np.linalg.qr(a)[0], (((3, 2),), ((3, 3),), ((2, 3, 2),)),
              domains=FULL_COLUMN_RANK, rtol=1e-5),
         Spec("qr_r", lambda a: np.linalg.qr(a).R, (((3, 2),), ((3, 3),), ((2, 3, 2),)),
